@@ -1,0 +1,58 @@
+"""vsml_lite: a small PyTorch reproduction of Variable Shared Meta Learning.
+
+Kirsch & Schmidhuber, *Meta Learning Backpropagation And Improving It* (NeurIPS 2021).
+The package behind the vsml-book; every chapter imports it as ``import vsml_lite as vl``.
+
+Modules:
+    config   one typed config with presets ``smoke``, ``cpu``, ``paper`` (:func:`get_config`)
+    device   device, dtype and seed helpers
+    vanilla  Eqs. 1-4: Meta RNN, VS Meta RNN, the sparse shared matrix W̃ (Chapter 1)
+    data     MNIST / Fashion-MNIST, online streams, the random stream of Table 1
+    viz      figures and ipywidgets explorers used by the chapters
+"""
+
+from .config import (
+    DEFAULT_PRESET,
+    PRESET_ENV_VAR,
+    PRESETS,
+    RANDOM_DATA_STD,
+    Config,
+    DataConfig,
+    Eq4Config,
+    get_config,
+)
+from .data import (
+    DATA_ENV_VAR,
+    DATASETS,
+    INPUT_DIM,
+    NORMALIZATION,
+    NUM_CLASSES,
+    DatasetNotFoundError,
+    OnlineStream,
+    RandomStream,
+    TensorData,
+    data_root,
+    load_dataset,
+)
+from .device import get_device, get_dtype, make_generator, seed_everything
+from .vanilla import (
+    CASE_C,
+    CASE_CW,
+    CASE_NAMES,
+    CASE_W,
+    CASE_ZERO,
+    b_tilde,
+    count_equivalent_meta_rnn_variables,
+    count_learned_variables,
+    count_meta_variables,
+    equivalence_sweep,
+    meta_rnn_step,
+    vs_meta_rnn_step,
+    vs_meta_rnn_step_reference,
+    w_tilde,
+    w_tilde_6d,
+    w_tilde_cases,
+)
+from . import viz
+
+__version__ = "0.1.0"

@@ -1,0 +1,186 @@
+"""One typed configuration with named presets: ``smoke``, ``cpu`` and ``paper``.
+
+Every setting a chapter or script uses lives in :class:`Config` (one frozen dataclass with a
+section per chapter). A preset is a complete :class:`Config`; pick one by name::
+
+    import vsml_lite as vl
+    cfg = vl.get_config("smoke")                    # by argument
+    cfg = vl.get_config()                           # from $VSML_PRESET, else "cpu"
+    cfg = vl.get_config("cpu", seed=3)              # top-level override
+    cfg = cfg.override({"eq4.trials": 5})           # section.field override
+
+The presets differ only in scale:
+
+* ``smoke``: seconds; what CI runs.
+* ``cpu``: minutes on a 2-core laptop; the default.
+* ``paper``: the paper's hyperparameters (Tables 1 and 2); needs a GPU for later chapters.
+
+Checkpoints store ``cfg.to_dict()`` and rebuild it with :meth:`Config.from_dict`.
+Later chapters add their own section dataclass here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Mapping, Optional
+
+#: Environment variable that chooses the preset when :func:`get_config` gets no name.
+PRESET_ENV_VAR = "VSML_PRESET"
+#: Preset used when neither an argument nor ``$VSML_PRESET`` names one.
+DEFAULT_PRESET = "cpu"
+
+#: Standard deviation of the random inputs used for cloning (Table 1, "Random data std").
+RANDOM_DATA_STD = 2.0
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the data lives and how the random stream of Table 1 is drawn.
+
+    Attributes:
+        root: data folder in torchvision's layout; ``None`` means ``$VSML_DATA``, else
+            ``~/.cache/vsml_lite/data`` (see :func:`vsml_lite.data.data_root`).
+        download: let torchvision download a dataset that is not on disk.
+        random_std: standard deviation of the inputs of :class:`vsml_lite.data.RandomStream`.
+    """
+
+    root: Optional[str] = None
+    download: bool = True
+    random_std: float = RANDOM_DATA_STD
+
+
+@dataclass(frozen=True)
+class Eq4Config:
+    """Chapter 1: the numerical check that Eq. 3 equals Eq. 1 with W̃ (Eq. 4).
+
+    Attributes:
+        trials: number of random (A, N) pairs checked.
+        max_A: largest A = B drawn (W̃ has (A²N)² entries, so this grows fast).
+        max_N: largest state size N drawn.
+        ticks: recurrent steps run with both forms before comparing.
+        explorer_A, explorer_N: the W̃ heat-map shown in the static book.
+    """
+
+    trials: int = 20
+    max_A: int = 6
+    max_N: int = 8
+    ticks: int = 5
+    explorer_A: int = 3
+    explorer_N: int = 2
+
+
+@dataclass(frozen=True)
+class Config:
+    """The complete configuration of one run. Frozen: derive variants with :meth:`override`.
+
+    Attributes:
+        preset: name of the preset this config came from.
+        seed: seed for every random generator of the run (see :func:`vsml_lite.seed_everything`).
+        device: ``"auto"`` (CUDA when available, else CPU), ``"cpu"`` or ``"cuda[:k]"``.
+        dtype: ``"float32"`` (default) or ``"float64"``.
+        data: :class:`DataConfig`.
+        eq4: :class:`Eq4Config` (Chapter 1).
+    """
+
+    preset: str = DEFAULT_PRESET
+    seed: int = 0
+    device: str = "auto"
+    dtype: str = "float32"
+    data: DataConfig = field(default_factory=DataConfig)
+    eq4: Eq4Config = field(default_factory=Eq4Config)
+
+    def to_dict(self) -> Dict[str, Any]:
+        """A JSON-serialisable dict of every setting (stored inside checkpoints)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Config":
+        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``."""
+        return _build(cls, d, prefix="")
+
+    def override(self, changes: Mapping[str, Any]) -> "Config":
+        """Return a copy with ``changes`` applied; keys are ``"field"`` or ``"section.field"``.
+
+        Example:
+            >>> get_config("smoke").override({"seed": 1, "eq4.trials": 2}).eq4.trials
+            2
+        """
+        cfg = self
+        for key, value in changes.items():
+            section, _, name = key.rpartition(".")
+            if not section:
+                _check_field(Config, key, key)
+                cfg = dataclasses.replace(cfg, **{key: value})
+                continue
+            if "." in section:
+                raise ValueError(f"config key {key!r} is nested too deeply; use 'section.field'")
+            _check_field(Config, section, key)
+            sub = getattr(cfg, section)
+            if not dataclasses.is_dataclass(sub):
+                raise ValueError(f"config key {key!r}: {section!r} is not a section")
+            _check_field(type(sub), name, key)
+            cfg = dataclasses.replace(cfg, **{section: dataclasses.replace(sub, **{name: value})})
+        return cfg
+
+
+def _check_field(cls: type, name: str, key: str) -> None:
+    names = [f.name for f in dataclasses.fields(cls)]
+    if name not in names:
+        raise ValueError(f"unknown config key {key!r}; {cls.__name__} has: {', '.join(names)}")
+
+
+def _build(cls: type, d: Mapping[str, Any], prefix: str) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in d.items():
+        if key not in fields:
+            raise ValueError(
+                f"unknown config key {prefix + key!r}; {cls.__name__} has: {', '.join(fields)}"
+            )
+        section_cls = fields[key].default_factory  # a section's dataclass, else MISSING
+        if dataclasses.is_dataclass(section_cls) and isinstance(value, Mapping):
+            value = _build(section_cls, value, prefix=f"{prefix}{key}.")
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def _smoke() -> Config:
+    return Config(preset="smoke", eq4=Eq4Config(trials=6, max_A=4, max_N=4, ticks=3))
+
+
+def _cpu() -> Config:
+    return Config(preset="cpu", eq4=Eq4Config(trials=20, max_A=6, max_N=8, ticks=5))
+
+
+def _paper() -> Config:
+    # Chapter 1 has no paper hyperparameters; check many more (A, N) pairs instead.
+    return Config(preset="paper", eq4=Eq4Config(trials=100, max_A=6, max_N=8, ticks=10))
+
+
+#: Preset name -> factory of its :class:`Config`.
+PRESETS: Dict[str, Callable[[], Config]] = {"smoke": _smoke, "cpu": _cpu, "paper": _paper}
+
+
+def get_config(preset: Optional[str] = None, **overrides: Any) -> Config:
+    """Build the :class:`Config` of a named preset.
+
+    Args:
+        preset: ``"smoke"``, ``"cpu"`` or ``"paper"``. ``None`` reads ``$VSML_PRESET`` and
+            falls back to ``"cpu"``.
+        **overrides: top-level fields to change (``seed=3``); use :meth:`Config.override`
+            for ``"section.field"`` keys.
+
+    Raises:
+        ValueError: for an unknown preset (the message lists the valid ones) or field.
+    """
+    source = "argument"
+    if preset is None:
+        preset = os.environ.get(PRESET_ENV_VAR) or DEFAULT_PRESET
+        source = f"${PRESET_ENV_VAR}" if os.environ.get(PRESET_ENV_VAR) else "default"
+    if preset not in PRESETS:
+        raise ValueError(
+            f"unknown preset {preset!r} (from {source}); valid presets: {', '.join(PRESETS)}"
+        )
+    return PRESETS[preset]().override(overrides)

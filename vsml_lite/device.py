@@ -1,0 +1,64 @@
+"""Device, dtype and seed helpers: the one place that decides where tensors live.
+
+Example:
+    >>> import vsml_lite as vl
+    >>> cfg = vl.get_config("smoke")
+    >>> device = vl.get_device(cfg.device)      # CUDA when available, CPU otherwise
+    >>> gen = vl.seed_everything(cfg.seed)      # seeds python, numpy, torch; returns a Generator
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Optional, Union
+
+import numpy as np
+import torch
+
+#: Names accepted by :func:`get_dtype`.
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def get_device(name: Union[str, torch.device, None] = "auto") -> torch.device:
+    """Resolve a device name: ``"auto"`` (or ``None``) gives CUDA when available, else CPU.
+
+    Raises:
+        ValueError: when CUDA is asked for explicitly but is not available.
+    """
+    if isinstance(name, torch.device):
+        name = str(name)
+    if name in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but CUDA is not available; use 'auto' or 'cpu'")
+    return device
+
+
+def get_dtype(name: Union[str, torch.dtype]) -> torch.dtype:
+    """``"float32"`` / ``"float64"`` (or a ``torch.dtype``) to a ``torch.dtype``."""
+    if isinstance(name, torch.dtype):
+        return name
+    if name not in DTYPES:
+        raise ValueError(f"unknown dtype {name!r}; valid: {', '.join(DTYPES)}")
+    return DTYPES[name]
+
+
+def seed_everything(seed: int, device: Optional[torch.device] = None) -> torch.Generator:
+    """Seed Python's, NumPy's and torch's global generators, and return a fresh
+    ``torch.Generator`` seeded the same way (on ``device``, default CPU).
+
+    Prefer passing the returned generator explicitly to the code that draws random numbers;
+    the global seeding is there for third-party code that draws from the global generators.
+    """
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return make_generator(seed, device)
+
+
+def make_generator(seed: int, device: Optional[torch.device] = None) -> torch.Generator:
+    """A ``torch.Generator`` on ``device`` (default CPU) seeded with ``seed``; no global state."""
+    gen = torch.Generator(device=device if device is not None else "cpu")
+    gen.manual_seed(seed)
+    return gen
