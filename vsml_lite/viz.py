@@ -140,11 +140,14 @@ def markdown_table(rows: Sequence[dict], float_format: str = ".3g") -> str:
         raise ValueError("markdown_table needs at least one row")
     columns = list(rows[0])
 
+    def text(v) -> str:
+        return str(v).replace("|", "\\|")  # a bare | would split the cell
+
     def cell(v):
         if isinstance(v, bool) or not isinstance(v, (int, float)):
-            return str(v)
+            return text(v)
         return f"{v:,}" if isinstance(v, int) else format(v, float_format)
 
-    lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
+    lines = ["| " + " | ".join(map(text, columns)) + " |", "|" + " --- |" * len(columns)]
     lines += ["| " + " | ".join(cell(r[c]) for c in columns) + " |" for r in rows]
     return "\n".join(lines)

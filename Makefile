@@ -1,0 +1,49 @@
+# vsml-book: two commands do everything on a fresh machine.
+#
+#   make book   set up .venv, fetch the book's browser scripts, build the book (executing every
+#               chapter) and print where the HTML is
+#   make test   set up .venv, then: pytest, the chapter/notebook drift check, every chapter
+#               under nbval, and a strict book build (smoke preset)
+#
+# Variables: VSML_DATA (data folder, see README), VSML_PRESET (smoke | cpu | paper),
+# PYTHON (interpreter that creates the venv), VENV (its folder).
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(abspath $(VENV))/bin
+# Every recipe runs with the venv first on PATH, so notebook kernels use the venv's python.
+export PATH := $(BIN):$(PATH)
+
+STAMP := $(VENV)/.installed
+CHAPTERS := $(sort $(wildcard book/[0-9]*.ipynb))
+
+.PHONY: book test setup sync assets clean
+
+book: $(STAMP) assets
+	jupyter-book build --all -W --keep-going .
+	@echo "The book is at file://$(CURDIR)/_build/html/index.html"
+
+test: $(STAMP) assets
+	VSML_PRESET=smoke python -m pytest -q tests
+	python scripts/chapters.py check
+	VSML_PRESET=smoke python -m pytest -q --nbval-lax -p no:cacheprovider $(CHAPTERS)
+	VSML_PRESET=smoke jupyter-book build --all -W --keep-going --path-output _build/test .
+	@echo "All tests passed; the smoke-preset book is at file://$(CURDIR)/_build/test/_build/html/index.html"
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $@
+
+assets:
+	bash scripts/fetch_book_assets.sh
+
+sync: $(STAMP)
+	python scripts/chapters.py sync
+
+clean:
+	rm -rf _build .vendor

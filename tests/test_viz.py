@@ -1,0 +1,37 @@
+"""Figures and tables used by the chapters (headless matplotlib)."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pytest  # noqa: E402
+
+import vsml_lite as vl  # noqa: E402
+
+
+def test_markdown_table_formats_and_escapes_pipes():
+    table = vl.viz.markdown_table([{"|V_M|": 1234, "err": 1.5e-13, "name": "a|b"}], ".1e")
+    header, rule, row = table.splitlines()
+    assert header == r"| \|V_M\| | err | name |"
+    assert rule == "| --- | --- | --- |"
+    assert row == r"| 1,234 | 1.5e-13 | a\|b |"
+    with pytest.raises(ValueError, match="at least one row"):
+        vl.viz.markdown_table([])
+
+
+def test_w_tilde_heat_map_counts_cases_in_legend():
+    fig = vl.viz.plot_w_tilde_cases(3, 2, highlight="W")
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    # A = 3, N = 2: 27 C-blocks (3 of them C+W), 9 W-blocks (3 of them C+W), 4 entries a block
+    assert labels == ["0 (192)", "C (96)", "W (24)", "C+W (12)"]
+    with pytest.raises(ValueError, match="highlight must be"):
+        vl.viz.plot_w_tilde_cases(2, 2, highlight="X")
+
+
+def test_variable_count_plot_and_explorer_build():
+    fig = vl.viz.plot_variable_counts([1, 2, 4], N=3)
+    assert len(fig.axes[0].get_lines()) == 3
+    explorer = vl.viz.w_tilde_explorer(A=2, N=2)
+    sliders = explorer.children[0].children
+    assert [w.value for w in sliders] == [2, 2, "all"]
+    sliders[0].value = 3  # redraws without error
