@@ -121,8 +121,9 @@ def load_dataset(
         try:
             ds = cls(root=str(folder), train=train, download=True)
         except Exception as err:  # no network, mirror down, read-only folder, ...
+            reason = " ".join(str(err).split())  # torchvision's message spans lines
             raise DatasetNotFoundError(
-                _not_found_message(key, folder, f"download failed: {type(err).__name__}: {' '.join(str(err).split())}")
+                _not_found_message(key, folder, f"download failed: {type(err).__name__}: {reason}")
             ) from err
     images = ds.data.reshape(len(ds.data), INPUT_DIM).to(torch.float32).div_(255.0)  # [n, 784]
     if normalize:
@@ -141,7 +142,18 @@ def _not_found_message(key: str, folder: Path, why: str) -> str:
     )
 
 
-class OnlineStream:
+class _Stream:
+    """Common length bookkeeping of the streams: ``steps=None`` means endless."""
+
+    steps: Optional[int]
+
+    def __len__(self) -> int:
+        if self.steps is None:
+            raise TypeError(f"an endless {type(self).__name__} (steps=None) has no length")
+        return self.steps
+
+
+class OnlineStream(_Stream):
     """A seeded stream of a dataset, one example per step: the paper's online setting.
 
     Each pass draws a fresh random permutation from its own generator, so two streams with the
@@ -177,11 +189,6 @@ class OnlineStream:
         self.batch_size = batch_size
         self.device = device
 
-    def __len__(self) -> int:
-        if self.steps is None:
-            raise TypeError("an endless OnlineStream (steps=None) has no length")
-        return self.steps
-
     def __iter__(self) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
         gen = torch.Generator().manual_seed(self.seed)
         n, per_step = len(self.data), self.batch_size or 1
@@ -200,7 +207,7 @@ class OnlineStream:
             step += 1
 
 
-class RandomStream:
+class RandomStream(_Stream):
     """The random data of Table 1: inputs ``x ~ Normal(0, std²)``, labels uniform over classes.
 
     Args:
@@ -231,11 +238,6 @@ class RandomStream:
         self.seed, self.dim, self.std = seed, dim, std
         self.steps, self.batch_size = steps, batch_size
         self.num_classes, self.device = num_classes, device
-
-    def __len__(self) -> int:
-        if self.steps is None:
-            raise TypeError("an endless RandomStream (steps=None) has no length")
-        return self.steps
 
     def __iter__(self) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
         gen = torch.Generator().manual_seed(self.seed)

@@ -71,6 +71,15 @@ def _check_vs_state(s: torch.Tensor) -> Tuple[int, int, int]:
     return A, B, N
 
 
+def _check_vs_args(s, W, C, b_hat) -> Tuple[int, int, int]:
+    """Validate the arguments of Eq. 3 and return ``(A, B, N)``."""
+    A, B, N = _check_vs_state(s)
+    _check_square("W", W, N)
+    _check_square("C", C, N)
+    _check_bias(b_hat, N)
+    return A, B, N
+
+
 def meta_rnn_step(
     s: torch.Tensor, W: torch.Tensor, b_hat: torch.Tensor, activation: Activation = torch.tanh
 ) -> torch.Tensor:
@@ -120,10 +129,7 @@ def vs_meta_rnn_step(
     Raises:
         ValueError: when a shape is wrong or ``A != B``; the message names the shape.
     """
-    A, B, N = _check_vs_state(s)
-    _check_square("W", W, N)
-    _check_square("C", C, N)
-    _check_bias(b_hat, N)
+    A, B, N = _check_vs_args(s, W, C, b_hat)
     own = s @ W  # [A, B, N]: Σ_i s_abi W_ij
     incoming = s.sum(dim=0) @ C  # [A, N]: row a is Σ_{c,i} s_cai C_ij (the sum runs over c)
     return activation(b_hat + own + incoming[:, None, :])  # (Eq. 3), broadcast over b
@@ -138,10 +144,7 @@ def vs_meta_rnn_step_reference(
 ) -> torch.Tensor:
     """Eq. 3 written as plainly as possible: a loop over every sub-RNN ``(a, b)`` and every
     sender ``c``. Slow; it exists to be read and to test :func:`vs_meta_rnn_step` against."""
-    A, B, N = _check_vs_state(s)
-    _check_square("W", W, N)
-    _check_square("C", C, N)
-    _check_bias(b_hat, N)
+    A, B, N = _check_vs_args(s, W, C, b_hat)
     out = torch.empty_like(s)
     for a in range(A):
         for b in range(B):
