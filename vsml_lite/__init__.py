@@ -8,6 +8,8 @@ Modules:
     device   device, dtype and seed helpers
     vanilla  Eqs. 1-4: Meta RNN, VS Meta RNN, the sparse shared matrix W̃ (Chapter 1)
     data     MNIST / Fashion-MNIST, online streams, the random stream of Table 1
+    network  the VSML network of tiny LSTMs: fast and reference layer ticks (Chapters 2-5)
+    fused    the compiled CPU kernel behind the fast layer tick
     viz      figures and ipywidgets explorers used by the chapters
 """
 
@@ -19,6 +21,7 @@ from .config import (
     Config,
     DataConfig,
     Eq4Config,
+    NetworkConfig,
     get_config,
 )
 from .data import (
@@ -53,6 +56,16 @@ from .vanilla import (
     w_tilde_6d,
     w_tilde_cases,
 )
-from . import viz
+from .network import (
+    LayerState,
+    SubLSTM,
+    VSMLNetwork,
+    average_learner_batch,
+    build_network,
+    cross_entropy_error,
+    dense_ticks,
+    dense_ticks_reference,
+)
+from . import fused, viz
 
 __version__ = "0.1.0"

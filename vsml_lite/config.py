@@ -72,6 +72,31 @@ class Eq4Config:
 
 
 @dataclass(frozen=True)
+class NetworkConfig:
+    """The VSML network of tiny LSTMs (Sections 3.1-3.3; ``vsml_lite.network``).
+
+    Attributes:
+        hidden_size: LSTM cell size ``H`` of one sub-LSTM (the official code's 16).
+        msg_size: width ``M`` of forward and backward messages (the official code's 8).
+        micro_ticks: LSTM ticks per datum and layer.
+        reduce: ``"mean"`` or ``"sum"`` of the sub-LSTMs' messages over the grid.
+        output_bound: outputs pass through ``bound · tanh(y / bound)``; ``None`` for raw.
+        init_rand_fraction: fraction of each fresh cell vector drawn at random.
+        position_inputs: feed each sub-LSTM its coordinates (Appendix D).
+        meta_test_state_clip: cell state clip at meta-test time (Appendix D: 4).
+    """
+
+    hidden_size: int = 16
+    msg_size: int = 8
+    micro_ticks: int = 2
+    reduce: str = "mean"
+    output_bound: Optional[float] = 100.0
+    init_rand_fraction: float = 0.5
+    position_inputs: bool = False
+    meta_test_state_clip: float = 4.0
+
+
+@dataclass(frozen=True)
 class Config:
     """The complete configuration of one run. Frozen: derive variants with :meth:`override`.
 
@@ -82,6 +107,7 @@ class Config:
         dtype: ``"float32"`` (default) or ``"float64"``.
         data: :class:`DataConfig`.
         eq4: :class:`Eq4Config` (Chapter 1).
+        network: :class:`NetworkConfig` (the VSML network, Chapters 2-5).
     """
 
     preset: str = DEFAULT_PRESET
@@ -90,6 +116,7 @@ class Config:
     dtype: str = "float32"
     data: DataConfig = field(default_factory=DataConfig)
     eq4: Eq4Config = field(default_factory=Eq4Config)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
 
     def to_dict(self) -> Dict[str, Any]:
         """A JSON-serialisable dict of every setting (stored inside checkpoints)."""
