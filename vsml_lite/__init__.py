@@ -10,6 +10,8 @@ Modules:
     data     MNIST / Fashion-MNIST, online streams, the random stream of Table 1
     network  the VSML network of tiny LSTMs: fast and reference layer ticks (Chapters 2-5)
     fused    the compiled CPU kernel behind the fast layer tick
+    cloning  learning algorithm cloning: neural forward computation, Eq. 13 (Chapter 2)
+    artifacts  shipped weights + JSON records, resumable checkpoints
     viz      figures and ipywidgets explorers used by the chapters
 """
 
@@ -21,6 +23,7 @@ from .config import (
     Config,
     DataConfig,
     Eq4Config,
+    ForwardCloningConfig,
     NetworkConfig,
     get_config,
 )
@@ -66,6 +69,7 @@ from .network import (
     dense_ticks,
     dense_ticks_reference,
 )
-from . import fused, viz
+from . import artifacts, cloning, fused, viz
+from .artifacts import load_artifact, pretrained_path, retrain_requested
 
 __version__ = "0.1.0"

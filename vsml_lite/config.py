@@ -97,6 +97,37 @@ class NetworkConfig:
 
 
 @dataclass(frozen=True)
+class ForwardCloningConfig:
+    """Chapter 2: cloning neural forward computation into one sub-LSTM (Eq. 13, Table 1).
+
+    Attributes:
+        hidden_size: LSTM cell size (Table 1: 32).
+        msg_size: message width, as in the network.
+        ticks: LSTM ticks per example (Section 3.2: a single step on random data).
+        batch_size: examples per Adam step (Table 1: 32,768).
+        iterations: Adam steps (Table 1: 10^6).
+        lr: Adam learning rate (Table 1: 5e-3).
+        param_range: weights and biases are drawn from U(-r, r); r = 2 covers the weights and
+            biases of small trained MNIST networks.
+        log_every: iterations per point of the loss curve.
+        checkpoint_every: iterations between checkpoints (a multiple of ``log_every``).
+        grid_x, grid_w: points of the (x, w) evaluation grid of the results table.
+    """
+
+    hidden_size: int = 32
+    msg_size: int = 8
+    ticks: int = 1
+    batch_size: int = 32_768
+    iterations: int = 1_000_000
+    lr: float = 5e-3
+    param_range: float = 2.0
+    log_every: int = 1000
+    checkpoint_every: int = 10_000
+    grid_x: int = 121
+    grid_w: int = 81
+
+
+@dataclass(frozen=True)
 class Config:
     """The complete configuration of one run. Frozen: derive variants with :meth:`override`.
 
@@ -108,6 +139,7 @@ class Config:
         data: :class:`DataConfig`.
         eq4: :class:`Eq4Config` (Chapter 1).
         network: :class:`NetworkConfig` (the VSML network, Chapters 2-5).
+        forward_cloning: :class:`ForwardCloningConfig` (Chapter 2).
     """
 
     preset: str = DEFAULT_PRESET
@@ -117,6 +149,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     eq4: Eq4Config = field(default_factory=Eq4Config)
     network: NetworkConfig = field(default_factory=NetworkConfig)
+    forward_cloning: ForwardCloningConfig = field(default_factory=ForwardCloningConfig)
 
     def to_dict(self) -> Dict[str, Any]:
         """A JSON-serialisable dict of every setting (stored inside checkpoints)."""
@@ -174,16 +207,32 @@ def _build(cls: type, d: Mapping[str, Any], prefix: str) -> Any:
 
 
 def _smoke() -> Config:
-    return Config(preset="smoke", eq4=Eq4Config(trials=6, max_A=4, max_N=4, ticks=3))
+    return Config(
+        preset="smoke",
+        eq4=Eq4Config(trials=6, max_A=4, max_N=4, ticks=3),
+        forward_cloning=ForwardCloningConfig(batch_size=256, iterations=300, log_every=20,
+                                             checkpoint_every=100, grid_x=41, grid_w=21),
+    )
 
 
 def _cpu() -> Config:
-    return Config(preset="cpu", eq4=Eq4Config(trials=20, max_A=6, max_N=8, ticks=5))
+    return Config(
+        preset="cpu",
+        eq4=Eq4Config(trials=20, max_A=6, max_N=8, ticks=5),
+        forward_cloning=ForwardCloningConfig(batch_size=CPU_CLONE_BATCH, iterations=CPU_CLONE_ITERATIONS,
+                                             log_every=100, checkpoint_every=1000),
+    )
 
 
 def _paper() -> Config:
     # Chapter 1 has no paper hyperparameters; check many more (A, N) pairs instead.
+    # Forward cloning: Table 1 as it stands (the ForwardCloningConfig defaults).
     return Config(preset="paper", eq4=Eq4Config(trials=100, max_A=6, max_N=8, ticks=10))
+
+
+#: The ``cpu`` preset's forward cloning run: a few minutes on 2 cores instead of Table 1's
+#: 10^6 iterations of 32,768 examples.
+CPU_CLONE_BATCH, CPU_CLONE_ITERATIONS = 4096, 20_000
 
 
 #: Preset name -> factory of its :class:`Config`.

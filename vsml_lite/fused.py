@@ -17,6 +17,7 @@ eager path is used.
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from typing import Optional, Tuple
@@ -172,7 +173,14 @@ def _load():
         _failed = f"disabled by {FUSED_ENV_VAR}=0"
         return None
     try:
-        from torch.utils.cpp_extension import load_inline
+        # cpp_extension logs a warning about CUDA_HOME at import on CPU-only machines; it does
+        # not concern this CPU kernel, so keep it out of notebooks and test logs.
+        quiet = logging.getLogger("torch.utils.cpp_extension")
+        level, quiet.level = quiet.level, logging.ERROR
+        try:
+            from torch.utils.cpp_extension import load_inline
+        finally:
+            quiet.setLevel(level)
 
         _module = load_inline(
             name="vsml_lite_fused",

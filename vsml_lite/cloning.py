@@ -1,0 +1,277 @@
+"""Learning algorithm cloning, part 1: neural forward computation (Section 3.2, Eq. 13,
+Appendix C, Table 1). Chapter 2 of the book.
+
+A single sub-LSTM of the VSML network is optimised so that, holding a weight ``w`` and a bias
+``b`` in its state and receiving an input ``x`` in its forward message (as every sub-LSTM
+of row ``x``'s input neuron does, Section 3.1), its forward message computes
+
+    y = tanh(x) · w + b                                   (Eq. 13, with the bias extension)
+
+The LSTM's hidden state is bounded in (-1, 1), so (Appendix C) ``w`` and ``b`` are stored
+divided by :data:`OUTPUT_SCALE` = 20 and the message is read multiplied by it.
+
+The sub-LSTM is the package's :class:`~vsml_lite.network.SubLSTM` run by
+:func:`~vsml_lite.network.dense_ticks` on a 1 × 1 grid per example, so what is cloned here is
+exactly what the stacked network computes.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple, Union
+
+import torch
+from torch import nn
+
+from .artifacts import live_path, load_checkpoint, save_artifact, save_checkpoint
+from .config import Config
+from .device import get_device, make_generator
+from .network import INPUT_SLOT, OUTPUT_SLOT, LayerState, SubLSTM, dense_ticks
+
+#: Appendix C: the target is scaled by 20 and w, b are stored scaled down by 20, so that
+#: weights and biases of magnitude up to 20 fit in a state bounded by 1.
+OUTPUT_SCALE = 20.0
+#: State slots (of both h and c) that hold the weight and the bias, divided by OUTPUT_SCALE.
+WEIGHT_SLOT, BIAS_SLOT = 0, 1
+#: Name of the artifact kind (``vsml_lite/pretrained/forward_cloning_<preset>``).
+KIND = "forward_cloning"
+
+
+def initial_cell_state(w: torch.Tensor, b: torch.Tensor, hidden_size: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``(h, c)`` of shape ``[n, 1, 1, H]`` that hold ``w`` and ``b`` (each ``[n]``).
+
+    Slot :data:`WEIGHT_SLOT` of both ``h`` and ``c`` holds ``w / 20`` and slot
+    :data:`BIAS_SLOT` holds ``b / 20``; the rest is 0. The paper keeps ``w`` in ``h_0``
+    (Section 3.2): in ``h`` it reaches the gates, whose products (Eq. 6) make the
+    multiplication ``tanh(x) · w`` possible in one tick. The LSTM's state also has the cell
+    vector ``c``, which carries values from tick to tick; the weight goes there too.
+    """
+    n = w.shape[0]
+    c = torch.zeros(n, 1, 1, hidden_size, dtype=w.dtype, device=w.device)
+    c[:, 0, 0, WEIGHT_SLOT] = w / OUTPUT_SCALE
+    c[:, 0, 0, BIAS_SLOT] = b / OUTPUT_SCALE
+    return c.clone(), c
+
+
+def predict(lstm: SubLSTM, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, ticks: int = 1) -> torch.Tensor:
+    """What the sub-LSTM computes for inputs ``x`` and stored ``w``, ``b`` (all ``[n]``).
+
+    ``x`` arrives in slot :data:`~vsml_lite.network.INPUT_SLOT` of the forward message; the
+    result is slot :data:`~vsml_lite.network.OUTPUT_SLOT` of the forward message after
+    ``ticks`` LSTM ticks, times :data:`OUTPUT_SCALE`. Returns ``[n]``.
+    """
+    if not (x.shape == w.shape == b.shape) or x.dim() != 1:
+        raise ValueError(f"x, w, b must be 1-D of equal length, got {list(x.shape)}, {list(w.shape)}, {list(b.shape)}")
+    n, M = x.shape[0], lstm.msg_size
+    h, c = initial_cell_state(w, b, lstm.hidden_size)
+    fwd_in = torch.zeros(n, 1, M, dtype=x.dtype, device=x.device)
+    fwd_in[:, 0, INPUT_SLOT] = x
+    bwd_in = torch.zeros(n, 1, M, dtype=x.dtype, device=x.device)
+    _, _, fwd_out, _ = dense_ticks(lstm, LayerState(h, c, fwd_in, bwd_in), ticks)
+    return OUTPUT_SCALE * fwd_out[:, 0, OUTPUT_SLOT]
+
+
+def target(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """The neural forward computation to clone: ``tanh(x) · w + b`` (Eq. 13 with a bias)."""
+    return torch.tanh(x) * w + b
+
+
+def sample_batch(batch: int, std: float, param_range: float, gen: torch.Generator, device=None):
+    """Random ``x ~ N(0, std²)`` (Table 1) and ``w, b ~ U(-r, r)``, each ``[batch]``, drawn on
+    the CPU from ``gen`` (so a seed gives the same data on any device)."""
+    x = torch.randn(batch, generator=gen) * std
+    w = (torch.rand(batch, generator=gen) * 2 - 1) * param_range
+    b = (torch.rand(batch, generator=gen) * 2 - 1) * param_range
+    return tuple(t.to(device) for t in (x, w, b)) if device is not None else (x, w, b)
+
+
+def evaluation_grid(cfg: Config, bias: float = 0.0, x_max: Optional[float] = None):
+    """The fixed ``(x, w)`` grid of the results table and Figure 4: ``x`` over ±3 input std,
+    ``w`` over the training range; returns ``x [gx], w [gw]`` and flattened ``X, Wg, Bg``."""
+    f = cfg.forward_cloning
+    x_max = 3 * cfg.data.random_std if x_max is None else x_max
+    xs = torch.linspace(-x_max, x_max, f.grid_x)
+    ws = torch.linspace(-f.param_range, f.param_range, f.grid_w)
+    X, Wg = torch.meshgrid(xs, ws, indexing="ij")  # [gx, gw]
+    return xs, ws, X.reshape(-1), Wg.reshape(-1), torch.full_like(X.reshape(-1), bias)
+
+
+@torch.no_grad()
+def error_metrics(lstm: SubLSTM, cfg: Config, biases=(-1.0, 0.0, 1.0)) -> Dict[str, float]:
+    """Mean and max absolute error of :func:`predict` against :func:`target` over the fixed
+    evaluation grid, for each bias in ``biases``, plus the mean ``|target|`` for scale."""
+    errs, mags = [], []
+    for bias in biases:
+        _, _, X, Wg, Bg = evaluation_grid(cfg, bias)
+        p = next(lstm.parameters())
+        X, Wg, Bg = (t.to(p.device, p.dtype) for t in (X, Wg, Bg))
+        y = predict(lstm, X, Wg, Bg, cfg.forward_cloning.ticks)
+        errs.append((y - target(X, Wg, Bg)).abs().cpu())
+        mags.append(target(X, Wg, Bg).abs().cpu())
+    e, m = torch.cat(errs), torch.cat(mags)
+    return {"mean_abs_error": e.mean().item(), "max_abs_error": e.max().item(),
+            "mean_abs_target": m.mean().item(), "grid_points": e.numel(), "biases": list(biases)}
+
+
+def new_sub_lstm(cfg: Config, seed: Optional[int] = None) -> SubLSTM:
+    """A freshly initialised sub-LSTM with the forward cloning sizes (Table 1: cell size 32)."""
+    f = cfg.forward_cloning
+    gen = make_generator(cfg.seed if seed is None else seed)
+    return SubLSTM(f.hidden_size, f.msg_size, generator=gen)
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train_forward_cloning` returns: the trained sub-LSTM and its history."""
+
+    lstm: SubLSTM
+    steps: List[int] = field(default_factory=list)
+    losses: List[float] = field(default_factory=list)
+    seconds: float = 0.0
+    resumed_from: int = 0
+
+
+def train_forward_cloning(
+    cfg: Config,
+    checkpoint: Union[str, Path, None] = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Optimise a sub-LSTM for Eq. 13 with the settings of ``cfg.forward_cloning``.
+
+    Adam at the Table 1 learning rate on the Smooth L1 loss between the scaled message and the
+    target, fresh random ``(x, w, b)`` every iteration from a generator seeded by ``cfg.seed``.
+
+    Args:
+        cfg: config; ``cfg.forward_cloning`` sets batch, iterations, learning rate, sizes.
+        checkpoint: file for resumable training. When it exists the run continues from it (same
+            random stream, so the result equals an uninterrupted run); it is rewritten every
+            ``checkpoint_every`` iterations and on Ctrl-C / SIGTERM before the run stops.
+        progress: show a tqdm progress bar.
+    """
+    from tqdm.auto import tqdm
+
+    f = cfg.forward_cloning
+    device = get_device(cfg.device)
+    lstm = new_sub_lstm(cfg).to(device)
+    opt = torch.optim.Adam(lstm.parameters(), lr=f.lr)
+    gen = make_generator(cfg.seed + 1)  # the data stream; distinct from the init stream
+    result = TrainResult(lstm=lstm)
+    running = 0.0  # loss summed since the last logged point
+    state = load_checkpoint(checkpoint) if checkpoint is not None else None
+    if state is not None:
+        if state["config"] != cfg.to_dict():
+            raise ValueError(f"checkpoint {checkpoint} was made with another config; delete it or "
+                             "use the config it records")
+        lstm.load_state_dict(state["lstm"])
+        opt.load_state_dict(state["optimizer"])
+        gen.set_state(state["generator"])
+        result.steps, result.losses = state["steps"], state["losses"]
+        result.seconds, result.resumed_from = state["seconds"], state["iteration"]
+        running = state["running"]
+
+    def save(iteration: int) -> None:
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, {"running": running,
+                "lstm": lstm.state_dict(), "optimizer": opt.state_dict(), "generator": gen.get_state(),
+                "iteration": iteration, "steps": result.steps, "losses": result.losses,
+                "seconds": result.seconds, "config": cfg.to_dict()})
+
+    start_it = result.resumed_from
+    started = time.perf_counter()
+    bar = tqdm(total=f.iterations, initial=start_it, disable=not progress, desc="forward cloning")
+    with _StopRequest() as stop:
+        for it in range(start_it, f.iterations):
+            x, w, b = sample_batch(f.batch_size, cfg.data.random_std, f.param_range, gen, device)
+            loss = nn.functional.smooth_l1_loss(predict(lstm, x, w, b, f.ticks), target(x, w, b))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            running += loss.item()
+            done = it + 1
+            if done % f.log_every == 0 or done == f.iterations:
+                span = done % f.log_every or f.log_every
+                result.steps.append(done)
+                result.losses.append(running / span)
+                bar.set_postfix(loss=f"{running / span:.2e}")
+                running = 0.0
+            bar.update(1)
+            if done % f.checkpoint_every == 0 or stop.requested:
+                result.seconds += time.perf_counter() - started
+                started = time.perf_counter()
+                save(done)
+            if stop.requested:
+                bar.close()
+                where = f"; progress is saved in {checkpoint}, run again to resume" if checkpoint else ""
+                raise KeyboardInterrupt(f"forward cloning stopped at iteration {done}{where}")
+    bar.close()
+    result.seconds += time.perf_counter() - started
+    save(f.iterations)
+    return result
+
+
+class _StopRequest:
+    """While active, Ctrl-C (SIGINT) and SIGTERM only set ``requested``; the training loop
+    checks it between iterations, saves a checkpoint and stops. A second Ctrl-C stops at once."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._old: dict = {}
+
+    def _handle(self, signum, frame):
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> "_StopRequest":
+        for sig in self.SIGNALS:
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: leave signals alone
+                pass
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def save_forward_clone(path: Union[str, Path], cfg: Config, result: TrainResult) -> Path:
+    """Save a trained clone as an artifact with its config, seed, metrics and loss curve."""
+    untrained = new_sub_lstm(cfg)
+    lstm_cpu = result.lstm.to("cpu")
+    meta = {
+        "kind": KIND, "preset": cfg.preset, "seed": cfg.seed, "config": cfg.to_dict(),
+        "metrics": {"trained": error_metrics(lstm_cpu, cfg), "untrained": error_metrics(untrained, cfg),
+                    "train_seconds": round(result.seconds, 1),
+                    "device": str(get_device(cfg.device))},
+        "curves": {"steps": result.steps, "loss": result.losses},
+    }
+    return save_artifact(path, {"lstm": lstm_cpu.state_dict()}, meta)
+
+
+def train_and_save(cfg: Config, out: Union[str, Path, None] = None, progress: bool = True) -> Path:
+    """Train a forward clone resumably and save it as an artifact; returns its path.
+
+    ``out`` defaults to :func:`vsml_lite.artifacts.live_path`; the checkpoint ``<out>.ckpt``
+    lets an interrupted run resume and is removed once the artifact is written.
+    """
+    out = Path(out) if out is not None else live_path(KIND, cfg.preset)
+    ckpt = out.with_suffix(".ckpt")
+    result = train_forward_cloning(cfg, checkpoint=ckpt, progress=progress)
+    path = save_forward_clone(out, cfg, result)
+    ckpt.unlink(missing_ok=True)
+    return path
+
+
+def load_forward_clone(record) -> SubLSTM:
+    """The trained :class:`SubLSTM` of a loaded artifact (sizes from the artifact's config)."""
+    f = record.meta["config"]["forward_cloning"]
+    lstm = SubLSTM(f["hidden_size"], f["msg_size"])
+    lstm.load_state_dict(record.tensors["lstm"])
+    return lstm
