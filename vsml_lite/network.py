@@ -12,7 +12,9 @@ reads two messages every micro tick:
 
 After the micro ticks, the layer sends forward the average over ``a`` of the sub-LSTMs'
 forward projections (one ``[M]`` message per output neuron ``b``) and backward the average over
-``b`` of their backward projections (one message per input neuron ``a``). Layers are stacked
+``b`` of their backward projections (one message per input neuron ``a``). Averaging is the
+official code's choice and keeps message scales independent of ``A`` and ``B``;
+``reduce="sum"`` gives the paper's written form, the output ``Σ_a s_{a j̄ 1}``. Layers are stacked
 with tied ``V_M`` and untied states (Section 3.1). The datum enters slot :data:`INPUT_SLOT` of
 the forward message of every input neuron; the network's output is slot :data:`OUTPUT_SLOT`
 of the last layer's forward messages; the previous step's prediction error enters slot
@@ -25,7 +27,7 @@ Two implementations of a layer tick agree to float32 tolerance (``tests/test_net
   the grid, instead of ``A·B`` projections of concatenated inputs. Likewise the message
   projections are applied after averaging ``h`` over ``a`` or ``b``, not to every sub-LSTM.
 * :func:`dense_ticks_reference`: every sub-LSTM concatenates its inputs and projects every
-  message, then the messages are averaged. Slow and plain; read it first.
+  message, then the messages are reduced. Plain and several times slower; read it first.
 """
 
 from __future__ import annotations
