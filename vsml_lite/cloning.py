@@ -101,17 +101,27 @@ def evaluation_grid(cfg: Config, bias: float = 0.0, x_max: Optional[float] = Non
 
 
 @torch.no_grad()
+def grid_predictions(lstm: SubLSTM, cfg: Config, bias: float = 0.0, x_max: Optional[float] = None):
+    """:func:`predict` and :func:`target` over the evaluation grid at one bias.
+
+    Returns:
+        ``xs [gx]``, ``ws [gw]``, prediction ``[gx, gw]`` and target ``[gx, gw]`` (CPU).
+    """
+    xs, ws, X, Wg, Bg = evaluation_grid(cfg, bias, x_max)
+    p = next(lstm.parameters())
+    y = predict(lstm, *(t.to(p.device, p.dtype) for t in (X, Wg, Bg)), cfg.forward_cloning.ticks).cpu()
+    shape = (len(xs), len(ws))
+    return xs, ws, y.reshape(shape), target(X, Wg, Bg).reshape(shape)
+
+
 def error_metrics(lstm: SubLSTM, cfg: Config, biases=(-1.0, 0.0, 1.0)) -> Dict[str, float]:
     """Mean and max absolute error of :func:`predict` against :func:`target` over the fixed
     evaluation grid, for each bias in ``biases``, plus the mean ``|target|`` for scale."""
     errs, mags = [], []
     for bias in biases:
-        _, _, X, Wg, Bg = evaluation_grid(cfg, bias)
-        p = next(lstm.parameters())
-        X, Wg, Bg = (t.to(p.device, p.dtype) for t in (X, Wg, Bg))
-        y = predict(lstm, X, Wg, Bg, cfg.forward_cloning.ticks)
-        errs.append((y - target(X, Wg, Bg)).abs().cpu())
-        mags.append(target(X, Wg, Bg).abs().cpu())
+        _, _, y, t = grid_predictions(lstm, cfg, bias)
+        errs.append((y - t).abs().reshape(-1))
+        mags.append(t.abs().reshape(-1))
     e, m = torch.cat(errs), torch.cat(mags)
     return {"mean_abs_error": e.mean().item(), "max_abs_error": e.max().item(),
             "mean_abs_target": m.mean().item(), "grid_points": e.numel(), "biases": list(biases)}

@@ -159,20 +159,6 @@ def markdown_table(rows: Sequence[dict], float_format: str = ".3g") -> str:
 FIGURE4_WEIGHTS = (-2.0, -1.0, -0.5, 0.5, 1.0, 2.0)
 
 
-def _clone_grid(lstm, cfg, bias: float, x_max: Optional[float]):
-    """Prediction, target and |error| of a forward clone over the (x, w) grid, ``[gx, gw]``."""
-    import torch
-
-    from . import cloning
-
-    xs, ws, X, Wg, Bg = cloning.evaluation_grid(cfg, bias, x_max)
-    with torch.no_grad():
-        y = cloning.predict(lstm, X, Wg, Bg, cfg.forward_cloning.ticks)
-    t = cloning.target(X, Wg, Bg)
-    shape = (len(xs), len(ws))
-    return xs, ws, y.reshape(shape), t.reshape(shape), (y - t).abs().reshape(shape)
-
-
 def plot_forward_clone_lines(lstm, cfg, bias: float = 0.0, weights=FIGURE4_WEIGHTS,
                              x_max: Optional[float] = None, ax=None):
     """Figure 4 (left): the sub-LSTM's output against ``x`` for several stored ``w`` (solid),
@@ -206,7 +192,10 @@ def plot_forward_clone_error(lstm, cfg, bias: float = 0.0, x_max: Optional[float
     """Figure 4 (right): heat-map of ``|output - target|`` over ``(x, w)``. Returns the Figure."""
     import matplotlib.pyplot as plt
 
-    xs, ws, _, _, err = _clone_grid(lstm, cfg, bias, x_max)
+    from . import cloning
+
+    xs, ws, y, t = cloning.grid_predictions(lstm, cfg, bias, x_max)
+    err = (y - t).abs()  # [gx, gw]
     if ax is None:
         _, ax = plt.subplots(figsize=(5.5, 4.0))
     im = ax.imshow(err.T.numpy(), origin="lower", aspect="auto", cmap="viridis", vmin=0, vmax=vmax,
