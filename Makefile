@@ -28,7 +28,7 @@ test: $(STAMP) assets
 	VSML_PRESET=smoke python -m pytest -q tests
 	python scripts/chapters.py check
 	python scripts/benchmark_network.py --smoke
-	VSML_PRESET=smoke VSML_RETRAIN=1 python -m pytest -q --nbval-lax -p no:cacheprovider $(CHAPTERS)
+	VSML_PRESET=smoke VSML_RETRAIN=1 python -m pytest -q --nbval-lax --nbval-cell-timeout=600 -p no:cacheprovider $(CHAPTERS)
 	VSML_PRESET=smoke jupyter-book build --all -W --keep-going --path-output _build/test .
 	@echo "All tests passed; the smoke-preset book is at file://$(CURDIR)/_build/test/_build/html/index.html"
 
