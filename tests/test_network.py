@@ -81,6 +81,33 @@ def test_fused_kernel_equals_eager_fast_path():
             torch.testing.assert_close(c_k, cc.view(n, A, B, H), atol=ATOL, rtol=1e-4)
 
 
+@pytest.mark.parametrize("clip", [None, 0.3])
+def test_fused_kernel_gradients_equal_eager_autograd(clip):
+    """The kernel's own backward gives what autograd gives through the eager ticks."""
+    if os.environ.get(fused.FUSED_ENV_VAR) == "0":
+        pytest.skip("fused kernel disabled by VSML_FUSED=0")
+    gen = torch.Generator().manual_seed(3)
+    for H in (8, 16):
+        net = _net([4, 3], hidden_size=H)
+        layer = net.initial_state(2, generator=gen)[0]
+        layer.fwd_in = torch.randn(2, 4, net.lstm.msg_size, generator=gen)
+        layer.bwd_in = torch.randn(2, 3, net.lstm.msg_size, generator=gen)
+        layer.h = torch.randn(2, 4, 3, H, generator=gen).tanh().requires_grad_()
+        layer.c = (torch.randn(2, 4, 3, H, generator=gen) * 0.5).requires_grad_()
+        weights = [torch.randn(2, 4, 3, H, generator=gen) for _ in range(4)]
+        grads = []
+        for use_fused in (True, False):
+            h, c, f_out, b_out = network.dense_ticks(net.lstm, layer, 3, state_clip=clip, fused=use_fused)
+            loss = (h * weights[0]).sum() + (c * weights[1]).sum() + f_out.pow(2).sum() + b_out.sum()
+            inputs = [layer.h, layer.c] + list(net.lstm.parameters())
+            grads.append(torch.autograd.grad(loss, inputs, allow_unused=True))
+        for g_fused, g_eager in zip(*grads):
+            if g_eager is None:
+                assert g_fused is None
+                continue
+            torch.testing.assert_close(g_fused, g_eager, atol=2e-5, rtol=1e-4)
+
+
 def test_meta_gradients_match_and_flow_to_every_meta_variable():
     grads = []
     for fast in (True, False):

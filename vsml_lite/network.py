@@ -173,8 +173,8 @@ def dense_ticks(
             (the paper's Σ_a) over the grid.
         state_clip: clip the cell state to ``[-clip, clip]`` after every tick (Appendix D uses 4
             at meta-test time); ``None`` for no clipping.
-        fused: where no gradient is needed and the compiled CPU kernel of
-            :mod:`vsml_lite.fused` is available, run all micro ticks in it.
+        fused: where the compiled CPU kernel of :mod:`vsml_lite.fused` is available (float32
+            on the CPU), run all micro ticks in it, with its own backward under autograd.
 
     Returns:
         ``(h, c, fwd_out, bwd_out)``: new states ``[n, A, B, H]``, the messages sent forward to
@@ -213,9 +213,7 @@ def dense_ticks(
 
 
 def _fused_ok(*tensors: torch.Tensor) -> bool:
-    """The compiled kernel runs float32 CPU tensors outside autograd."""
-    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
-        return False
+    """The compiled kernel runs float32 CPU tensors with a supported hidden size."""
     if any(t.device.type != "cpu" or t.dtype != torch.float32 for t in tensors):
         return False
     return tensors[0].shape[-1] in fused_module.SUPPORTED_HIDDEN and fused_module.available()
