@@ -1,6 +1,5 @@
 """Shared test fixtures. Tests are CPU-only, deterministic and offline."""
 
-import os
 from pathlib import Path
 
 import pytest

@@ -17,7 +17,6 @@ exactly what the stacked network computes.
 
 from __future__ import annotations
 
-import math
 import signal
 import time
 from dataclasses import dataclass, field
