@@ -195,21 +195,43 @@ def dense_ticks(
     if fused and _fused_ok(h, from_a, from_b, w_hid):
         h, c = fused_module.dense_ticks(from_a, from_b, w_hid, h, c, micro_ticks, state_clip)
     else:
-        inputs = (from_a[:, :, None, :] + from_b[:, None, :, :]).reshape(n * A * B, 4 * H)
-        h, c = h.reshape(n * A * B, H), c.reshape(n * A * B, H)
-        for _ in range(micro_ticks):
-            gates = torch.addmm(inputs, h, w_hid).sigmoid()  # [nAB, 4H], all gates squashed
-            i, g2, f, o = gates.split(H, dim=1)
-            c = f * c + i * (2.0 * g2 - 1.0)  # (Eq. 6), tanh(g) = 2 sigmoid(2g) - 1
-            if state_clip is not None:
-                c = c.clamp(-state_clip, state_clip)
-            h = o * torch.tanh(c)
-        h, c = h.view(n, A, B, H), c.view(n, A, B, H)
+        h, c = folded_ticks(from_a, from_b, w_hid, h, c, micro_ticks, state_clip)
     # Message projections after the reduction (they are linear, so this equals projecting
     # every sub-LSTM's message and then reducing; under "sum" the bias adds up A or B times).
     fwd_out = _reduce(h, 1, reduce) @ lstm.fwd_proj + (1 if reduce == "mean" else A) * lstm.fwd_bias
     bwd_out = _reduce(h, 2, reduce) @ lstm.bwd_proj + (1 if reduce == "mean" else B) * lstm.bwd_bias
     return h, c, fwd_out, bwd_out  # [n, A, B, H] x 2, [n, B, M], [n, A, M]
+
+
+def folded_ticks(
+    from_a: torch.Tensor,
+    from_b: torch.Tensor,
+    w_hid: torch.Tensor,
+    h: torch.Tensor,
+    c: torch.Tensor,
+    micro_ticks: int,
+    state_clip: Optional[float] = None,
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The micro ticks of :func:`dense_ticks` in eager PyTorch, on projections with the gate
+    scale and biases of :func:`_gate_constants` folded in; what the fused kernel computes.
+
+    Args:
+        from_a: ``[n, A, 4H]``; from_b: ``[n, B, 4H]``; w_hid: ``[H, 4H]``; h, c: ``[n, A, B, H]``.
+
+    Returns:
+        New ``(h, c)``, ``[n, A, B, H]`` each.
+    """
+    n, A, B, H = h.shape
+    inputs = (from_a[:, :, None, :] + from_b[:, None, :, :]).reshape(n * A * B, 4 * H)
+    h, c = h.reshape(n * A * B, H), c.reshape(n * A * B, H)
+    for _ in range(micro_ticks):
+        gates = torch.addmm(inputs, h, w_hid).sigmoid()  # [nAB, 4H], all gates squashed
+        i, g2, f, o = gates.split(H, dim=1)
+        c = f * c + i * (2.0 * g2 - 1.0)  # (Eq. 6), tanh(g) = 2 sigmoid(2g) - 1
+        if state_clip is not None:
+            c = c.clamp(-state_clip, state_clip)
+        h = o * torch.tanh(c)
+    return h.view(n, A, B, H), c.view(n, A, B, H)
 
 
 def _fused_ok(*tensors: torch.Tensor) -> bool:

@@ -107,29 +107,49 @@ def plot_variable_counts(A_values: Sequence[int], N: int, ax=None):
     return ax.figure
 
 
-def w_tilde_explorer(A: int = 3, N: int = 2, A_max: int = 6, N_max: int = 4):
-    """An ipywidgets explorer of :func:`plot_w_tilde_cases`: sliders for ``A`` and ``N`` and a
-    menu for the highlighted case. Returns the widget (display it in a notebook)."""
+def figure_explorer(controls, make_figure, layout=None):
+    """Wire ipywidgets ``controls`` to a figure: ``make_figure()`` draws the current view
+    (reading the controls' values) into an Output, redrawn whenever a control changes.
+
+    Args:
+        controls: the value widgets to observe.
+        make_figure: called with no arguments; returns a matplotlib Figure.
+        layout: rows above the figure (widgets or boxes); default one row of ``controls``.
+
+    Returns:
+        A ``VBox`` of the layout and the figure.
+    """
     import ipywidgets as widgets
     import matplotlib.pyplot as plt
     from IPython.display import display
 
-    a_slider = widgets.IntSlider(value=A, min=1, max=A_max, description="A = B")
-    n_slider = widgets.IntSlider(value=N, min=1, max=N_max, description="N")
-    menu = widgets.Dropdown(options=["all", *CASE_NAMES], value="all", description="highlight")
     out = widgets.Output()
 
     def draw(*_):
         with out:
             out.clear_output(wait=True)
-            fig = plot_w_tilde_cases(a_slider.value, n_slider.value, highlight=menu.value)
+            fig = make_figure()
             display(fig)
             plt.close(fig)
 
-    for w in (a_slider, n_slider, menu):
+    for w in controls:
         w.observe(draw, names="value")
     draw()
-    return widgets.VBox([widgets.HBox([a_slider, n_slider, menu]), out])
+    rows = layout if layout is not None else [widgets.HBox(list(controls))]
+    return widgets.VBox([*rows, out])
+
+
+def w_tilde_explorer(A: int = 3, N: int = 2, A_max: int = 6, N_max: int = 4):
+    """An ipywidgets explorer of :func:`plot_w_tilde_cases`: sliders for ``A`` and ``N`` and a
+    menu for the highlighted case. Returns the widget (display it in a notebook)."""
+    import ipywidgets as widgets
+
+    a_slider = widgets.IntSlider(value=A, min=1, max=A_max, description="A = B")
+    n_slider = widgets.IntSlider(value=N, min=1, max=N_max, description="N")
+    menu = widgets.Dropdown(options=["all", *CASE_NAMES], value="all", description="highlight")
+    return figure_explorer(
+        [a_slider, n_slider, menu],
+        lambda: plot_w_tilde_cases(a_slider.value, n_slider.value, highlight=menu.value))
 
 
 def markdown_table(rows: Sequence[dict], float_format: str = ".3g") -> str:
@@ -238,25 +258,14 @@ def forward_clone_explorer(trained, untrained, cfg, bias: float = 0.0):
     """An ipywidgets explorer of Figure 4: bias, input range, and trained versus untrained
     sub-LSTM. Returns the widget; :func:`plot_figure4` is its static twin."""
     import ipywidgets as widgets
-    import matplotlib.pyplot as plt
-    from IPython.display import display
 
     r = cfg.forward_cloning.param_range
     bias_slider = widgets.FloatSlider(value=bias, min=-r, max=r, step=0.25, description="bias b")
     range_slider = widgets.FloatSlider(value=3 * cfg.data.random_std, min=1.0, max=12.0, step=0.5,
                                        description="|x| up to")
     which = widgets.ToggleButtons(options=["trained", "untrained"], value="trained")
-    out = widgets.Output()
-
-    def draw(*_):
-        with out:
-            out.clear_output(wait=True)
-            lstm = trained if which.value == "trained" else untrained
-            fig = plot_figure4(lstm, cfg, bias=bias_slider.value, x_max=range_slider.value)
-            display(fig)
-            plt.close(fig)
-
-    for w in (bias_slider, range_slider, which):
-        w.observe(draw, names="value")
-    draw()
-    return widgets.VBox([widgets.HBox([bias_slider, range_slider]), which, out])
+    return figure_explorer(
+        [bias_slider, range_slider, which],
+        lambda: plot_figure4(trained if which.value == "trained" else untrained, cfg,
+                             bias=bias_slider.value, x_max=range_slider.value),
+        layout=[widgets.HBox([bias_slider, range_slider]), which])
