@@ -11,6 +11,7 @@ Modules:
     network  the VSML network of tiny LSTMs: fast and reference layer ticks (Chapters 2-5)
     fused    the compiled CPU kernel behind the fast layer tick
     cloning  learning algorithm cloning: neural forward computation, Eq. 13 (Chapter 2)
+    backprop learning algorithm cloning: backpropagation, Eq. 14; the cloned learner (Chapter 3)
     artifacts  shipped weights + JSON records, resumable checkpoints
     viz      figures and ipywidgets explorers used by the chapters
 """
@@ -25,6 +26,7 @@ from .config import (
     Eq4Config,
     ForwardCloningConfig,
     NetworkConfig,
+    config_diff,
     get_config,
 )
 from .data import (
@@ -69,7 +71,7 @@ from .network import (
     dense_ticks,
     dense_ticks_reference,
 )
-from . import artifacts, cloning, fused, viz
+from . import artifacts, backprop, cloning, fused, viz
 from .artifacts import load_artifact, pretrained_path, retrain_requested
 
 __version__ = "0.1.0"
@@ -104,8 +106,10 @@ __all__ = [
     "artifacts",
     "average_learner_batch",
     "b_tilde",
+    "backprop",
     "build_network",
     "cloning",
+    "config_diff",
     "count_equivalent_meta_rnn_variables",
     "count_learned_variables",
     "count_meta_variables",

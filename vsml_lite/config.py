@@ -127,6 +127,104 @@ class ForwardCloningConfig:
     grid_w: int = 81
 
 
+#: Chapter 3 stores a sub-LSTM's weight and bias in its state divided by this (Appendix C uses
+#: 20; see ``BackpropCloningConfig.state_scale``).
+STATE_SCALE = 2.0
+#: Size of one example's update in the state: each example changes a sub-LSTM's state by
+#: -0.01 · e · tanh(x), its weight by -0.02 · e · tanh(x), so the cloned algorithm is SGD with
+#: learning rate 0.02. Table 1 gives a "gradient update target norm" of 1e-3, with weights
+#: stored divided by 20: the same learning rate. We store them divided by 2 (Chapter 3).
+UPDATE_TARGET_SCALE = 1e-2
+
+
+@dataclass(frozen=True)
+class BackpropCloningConfig:
+    """Chapter 3: cloning backpropagation into the forward dynamics (Section 3.2, Eq. 14,
+    Appendix B's curriculum, Table 1), then running the clone as a learner (Figures 5, 7-9).
+
+    Cloning (every stage: Adam at ``lr`` on Smooth L1 losses, Table 1):
+        hidden_size: LSTM cell size (Table 1: 32).
+        msg_size: message width.
+        micro_ticks: LSTM ticks per phase (forward phase, then backward phase) and layer.
+        state_scale: weights and biases sit in the state divided by this. Appendix C uses 20
+            so that weights up to 20 fit in a state bounded by 1; the weights of these small
+            networks stay below 2, and a smaller factor spreads them (and their updates) over
+            more of the state's range, which the clone then resolves more precisely.
+        update_scale: size of one example's largest update in the state; the cloned SGD's
+            learning rate on ``w`` is ``state_scale · update_scale``.
+        update_loss_weight: weight of the update loss (measured in units of one example's
+            largest update) against the forward and backward losses.
+        update_unit: weights are compared in units of this fraction of one example's largest
+            update: a learner batch's mean update is far smaller than one example's, and an
+            error that every step repeats (a drift) adds up over thousands of steps.
+        value_unit: forward outputs and backward errors are compared in this unit (Smooth L1
+            is quadratic below one unit, linear above): a layer sums A connections, so each
+            connection must be accurate to well below the size of one layer output.
+        param_range: stage ``local`` draws weights and biases from U(-r, r).
+        error_range: stage ``local`` draws the incoming error from U(-r, r); the output
+            error softmax - onehot lies in (-1, 1).
+        rollout: learner steps (forward + backward phase each) per cloning example.
+        local_batch: sub-LSTMs per Adam step in stage ``local`` (Table 1: 32,768).
+        local_copies: stage ``local`` groups its sub-LSTMs into learners of this many copies
+            that share a weight and average their states after each step. The averaged update
+            is what a learner batch applies, so the clone is trained on it: an error common to
+            all copies (a drift) survives averaging, while the true mean update is small.
+        horizon: every stage continues its learners across Adam steps and replaces each by a
+            fresh one with probability 1 / horizon per step, so learners live for about
+            ``horizon × rollout`` learner steps: the clone learns to stay stable on the states
+            it reaches itself over long runs, not only on freshly written ones.
+        net_lr: Adam learning rate of the network stages (they fine-tune stage ``local``).
+        local_iterations, shallow_iterations, deep_gt_iterations, deep_own_iterations:
+            Adam steps of the four curriculum stages (Appendix B; Table 1: 10^6 in all).
+        net_groups: independent learners per Adam step in the network stages.
+        net_learner_batch: copies per learner whose states are averaged (Appendix D).
+        warmup_max: network stages start from weights after U{0..warmup_max} plain SGD steps
+            on the stage's data, so the clone sees the weights it will meet while learning.
+        input_side: MNIST images are average-pooled to ``side × side`` inputs (28 = full).
+        deep_hidden: hidden neurons of the deep arrangement (Figure 5: 32).
+        log_every, checkpoint_every: iterations per loss-curve point / per checkpoint.
+
+    Meta-test (the clone as a learner, no autograd):
+        test_learner_batch: copies averaged after every step (Appendix D: 64).
+        test_steps: learner steps per run; eval_every: steps between test-accuracy points.
+        eval_examples: test-split examples per accuracy point.
+        test_seeds: seeds per curve (Figures 5, 7, 8: 6).
+    """
+
+    hidden_size: int = 32
+    msg_size: int = 8
+    micro_ticks: int = 2
+    state_scale: float = STATE_SCALE
+    update_scale: float = UPDATE_TARGET_SCALE
+    update_loss_weight: float = 1.0
+    update_unit: float = 0.05
+    value_unit: float = 0.01
+    param_range: float = 1.0
+    error_range: float = 1.0
+    rollout: int = 4
+    lr: float = 5e-3
+    local_batch: int = 32_768
+    local_copies: int = 32
+    horizon: int = 20
+    local_iterations: int = 500_000
+    shallow_iterations: int = 200_000
+    deep_gt_iterations: int = 150_000
+    deep_own_iterations: int = 150_000
+    net_lr: float = 5e-4
+    net_groups: int = 8
+    net_learner_batch: int = 8
+    warmup_max: int = 1000
+    input_side: int = 28
+    deep_hidden: int = 32
+    log_every: int = 1000
+    checkpoint_every: int = 10_000
+    test_learner_batch: int = 64
+    test_steps: int = 2000
+    eval_every: int = 100
+    eval_examples: int = 10_000
+    test_seeds: int = 6
+
+
 @dataclass(frozen=True)
 class Config:
     """The complete configuration of one run. Frozen: derive variants with :meth:`override`.
@@ -140,6 +238,7 @@ class Config:
         eq4: :class:`Eq4Config` (Chapter 1).
         network: :class:`NetworkConfig` (the VSML network, Chapters 2-5).
         forward_cloning: :class:`ForwardCloningConfig` (Chapter 2).
+        backprop_cloning: :class:`BackpropCloningConfig` (Chapter 3).
     """
 
     preset: str = DEFAULT_PRESET
@@ -150,6 +249,7 @@ class Config:
     eq4: Eq4Config = field(default_factory=Eq4Config)
     network: NetworkConfig = field(default_factory=NetworkConfig)
     forward_cloning: ForwardCloningConfig = field(default_factory=ForwardCloningConfig)
+    backprop_cloning: BackpropCloningConfig = field(default_factory=BackpropCloningConfig)
 
     def to_dict(self) -> Dict[str, Any]:
         """A JSON-serialisable dict of every setting (stored inside checkpoints)."""
@@ -212,6 +312,11 @@ def _smoke() -> Config:
         eq4=Eq4Config(trials=6, max_A=4, max_N=4, ticks=3),
         forward_cloning=ForwardCloningConfig(batch_size=256, iterations=300, log_every=20,
                                              checkpoint_every=100, grid_x=41, grid_w=21),
+        backprop_cloning=BackpropCloningConfig(
+            rollout=2, local_batch=256, local_iterations=40, shallow_iterations=6,
+            deep_gt_iterations=4, deep_own_iterations=4, net_groups=2, net_learner_batch=2,
+            warmup_max=20, input_side=7, deep_hidden=8, log_every=2, checkpoint_every=10,
+            test_learner_batch=8, test_steps=12, eval_every=4, eval_examples=64, test_seeds=2),
     )
 
 
@@ -221,6 +326,13 @@ def _cpu() -> Config:
         eq4=Eq4Config(trials=20, max_A=6, max_N=8, ticks=5),
         forward_cloning=ForwardCloningConfig(batch_size=CPU_CLONE_BATCH, iterations=CPU_CLONE_ITERATIONS,
                                              log_every=100, checkpoint_every=1000),
+        # Chapter 3 on 14 × 14 inputs (1,960 sub-LSTMs in the shallow learner instead of 7,840)
+        # and about 1% of Table 1's cloning budget: minutes on 2 cores.
+        backprop_cloning=BackpropCloningConfig(
+            local_batch=2048, local_iterations=6000, shallow_iterations=300, deep_gt_iterations=100,
+            deep_own_iterations=100, net_groups=4, net_learner_batch=4, warmup_max=200,
+            input_side=14, log_every=50, checkpoint_every=500, test_steps=600, eval_every=50,
+            eval_examples=1000),
     )
 
 
@@ -237,6 +349,22 @@ CPU_CLONE_BATCH, CPU_CLONE_ITERATIONS = 4096, 20_000
 
 #: Preset name -> factory of its :class:`Config`.
 PRESETS: Dict[str, Callable[[], Config]] = {"smoke": _smoke, "cpu": _cpu, "paper": _paper}
+
+
+def config_diff(cfg: Config, other: Optional[Config] = None) -> Dict[str, tuple]:
+    """The settings where ``cfg`` differs from ``other`` (default: the preset ``cfg`` names),
+    as ``{"section.field": (value in cfg, value in other)}``: what a run changed with
+    :meth:`Config.override`."""
+    other = PRESETS[cfg.preset]() if other is None else other
+
+    def flat(d, prefix=""):
+        out = {}
+        for k, v in d.items():
+            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k: v})
+        return out
+
+    a, b = flat(cfg.to_dict()), flat(other.to_dict())
+    return {k: (a[k], b.get(k)) for k in a if a[k] != b.get(k)}
 
 
 def get_config(preset: Optional[str] = None, **overrides: Any) -> Config:

@@ -142,6 +142,29 @@ def _not_found_message(key: str, folder: Path, why: str) -> str:
     )
 
 
+def downsample(images: torch.Tensor, side: int) -> torch.Tensor:
+    """Average-pool flat 28 × 28 images to ``side × side``: ``[n, 784] -> [n, side²]``.
+
+    The ``cpu`` and ``smoke`` presets use it to shrink the input layer (and with it the number
+    of sub-LSTMs, which grows with the input size) so that chapters run on a laptop;
+    ``side = 28`` returns the images unchanged. ``side`` must divide 28 (28, 14, 7, 4, 2, 1).
+    """
+    if images.dim() != 2 or images.shape[1] != INPUT_DIM:
+        raise ValueError(f"images must have shape [n, {INPUT_DIM}], got {list(images.shape)}")
+    if side < 1 or 28 % side:
+        raise ValueError(f"side must divide 28 (28, 14, 7, 4, 2, 1), got {side}")
+    if side == 28:
+        return images
+    k = 28 // side
+    pooled = torch.nn.functional.avg_pool2d(images.reshape(-1, 1, 28, 28), k)  # [n, 1, side, side]
+    return pooled.reshape(images.shape[0], side * side)
+
+
+def downsample_dataset(data: "TensorData", side: int) -> "TensorData":
+    """A :class:`TensorData` whose images went through :func:`downsample`."""
+    return TensorData(downsample(data.images, side), data.labels, data.name, data.train)
+
+
 class _Stream:
     """Common length bookkeeping of the streams: ``steps=None`` means endless."""
 
