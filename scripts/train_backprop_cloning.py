@@ -1,12 +1,12 @@
 """Make the Chapter 3 artifact: a sub-LSTM cloned to run backpropagation (Section 3.2, Eq. 14,
 Appendix B), evaluated as a learner on MNIST and Fashion-MNIST (Figures 5, 7, 8, 9).
 
-    python scripts/train_backprop_cloning.py --preset cpu     # 14 x 14 inputs, ~30 min on 2 cores
+    python scripts/train_backprop_cloning.py --preset cpu     # 14 x 14 inputs, over an hour on 2 cores
     python scripts/train_backprop_cloning.py --preset paper   # Table 1; needs a GPU
     python scripts/train_backprop_cloning.py --preset paper \\
         --set backprop_cloning.local_iterations=20000         # any config field, recorded
 
-Writes vsml_lite/pretrained/backprop_cloning_<preset>.{pt,json}: V_M of the curriculum clone
+Writes vsml_lite/pretrained/backprop_cloning_<label>.{pt,json} (label: --label, else the preset): V_M of the curriculum clone
 and of the random-data clone, learning curves, and a JSON record (config, seed, preset, code
 version, fidelity against autograd, accuracy table, cloning loss curves). Cloning checkpoints
 to <out>.ckpt and the evaluation to <out>.eval.ckpt; an interrupted run (Ctrl-C, SIGTERM)

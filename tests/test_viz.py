@@ -5,6 +5,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import pytest  # noqa: E402
+import torch  # noqa: E402
 
 import vsml_lite as vl  # noqa: E402
 
@@ -35,3 +36,25 @@ def test_variable_count_plot_and_explorer_build():
     sliders = explorer.children[0].children
     assert [w.value for w in sliders] == [2, 2, "all"]
     sliders[0].value = 3  # redraws without error
+
+
+def test_chapter3_figures_draw_from_recorded_curves():
+    import matplotlib.pyplot as plt
+
+    cloning_curves = {"iteration": [10, 20, 30, 40], "stage": ["local", "local", "shallow", "deep_own"],
+                      "forward": [3.0, 2.0, 1.5, 1.0], "backward": [2.0, 1.0, 0.8, 0.5], "update": [1.0, 0.5, 0.4, 0.3]}
+    fig = vl.viz.plot_cloning_curves(cloning_curves)
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "stage shallow" in labels and "weight updates" in labels
+    plt.close(fig)
+    S, T = 3, 20
+    run = {"steps": torch.arange(1, T + 1), "eval_steps": torch.tensor([0, 10, 20]),
+           "clone_train_loss": torch.rand(S, T), "sgd_train_loss": torch.rand(S, T),
+           "clone_test_accuracy": torch.rand(S, 3), "sgd_test_accuracy": torch.rand(S, 3)}
+    fig = vl.viz.plot_learning_curve_grid({"curriculum/mnist/shallow": run}, ["curriculum/mnist/shallow"],
+                                          paper={("mnist", "shallow"): 0.9})
+    assert len(fig.axes) == 2
+    plt.close(fig)
+    pairs = {"forward outputs": (torch.randn(50), torch.randn(50))}
+    plt.close(vl.viz.plot_fidelity_scatter(pairs))
+    vl.viz.learning_curves_explorer({"curriculum/mnist/shallow": run})

@@ -12,8 +12,8 @@ its cell state (slots :data:`~vsml_lite.cloning.WEIGHT_SLOT` / ``BIAS_SLOT``, di
 * **backward phase** (the same ``x_a`` still in its forward message, the error ``e_b`` in the
   backward message of Eq. 14's ``U`` term): send ``e' = e_b · w_ab · (1 - tanh²(x_a))`` backward
   (the layer sums over ``b``: the chain rule) and change its own state so that
-  ``w_ab ← w_ab - η · e_b · tanh(x_a)`` and ``b_ab ← b_ab - η · e_b`` (η = Table 1's update
-  scale, 1e-3).
+  ``w_ab ← w_ab - η · e_b · tanh(x_a)`` and ``b_ab ← b_ab - η · e_b`` (η = 0.02, see
+  :func:`learning_rate`).
 
 A learner made of such layers (:class:`CloneLearner`) learns with no gradient computed
 anywhere: it runs the forward phase, compares its output with the label

@@ -288,21 +288,24 @@ def plot_cloning_curves(curves: dict, ax=None):
 
     if ax is None:
         _, ax = plt.subplots(figsize=(7.5, 3.6))
+    from matplotlib.patches import Patch
+
     its, stages = curves["iteration"], curves["stage"]
-    start = 0
+    start, shaded = 0, []
     for i, (it, st) in enumerate(zip(its, stages)):
         if i + 1 == len(its) or stages[i + 1] != st:
             ax.axvspan(start, it, color=STAGE_COLORS.get(st, "#eeeeee"), lw=0)
-            ax.text((start + it) / 2, 1.0, st, transform=ax.get_xaxis_transform(), ha="center",
-                    va="bottom", fontsize=8)
+            shaded.append(st)
             start = it
     for key, label in (("forward", "forward outputs"), ("backward", "backward errors"),
                        ("update", "weight updates")):
         ax.plot(its, curves[key], label=label)
+    handles, _ = ax.get_legend_handles_labels()
+    handles += [Patch(color=STAGE_COLORS.get(st, "#eeeeee"), label=f"stage {st}") for st in shaded]
     ax.set_yscale("log")
     ax.set_xlabel("cloning iteration (Adam step)")
     ax.set_ylabel("Smooth L1 loss")
-    ax.legend(fontsize=8)
+    ax.legend(handles=handles, fontsize=7, ncol=2)
     ax.grid(alpha=0.3, which="both")
     ax.figure.tight_layout()
     return ax.figure
