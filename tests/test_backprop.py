@@ -219,3 +219,11 @@ def test_train_and_save_smoke_end_to_end(tmp_path, monkeypatch, data_root):
     record = vl.load_artifact(path)
     assert {r["clone"] for r in record.meta["metrics"]["accuracy"]} == set(bp.CLONES)
     assert len(record.tensors["learning_curves"]) == len(bp.EVALUATIONS)
+
+
+def test_hold_fraction_gives_error_free_steps():
+    cfg = _cfg(**{"backprop_cloning.hold_fraction": 1.0})
+    _, batches, errors_from, _ = bp.sample_stage(cfg, "local", None, torch.Generator().manual_seed(0), "cpu")
+    assert errors_from == "errors" and all(torch.count_nonzero(e) == 0 for _, e in batches)
+    _, batches, _, _ = bp.sample_stage(_cfg(), "local", None, torch.Generator().manual_seed(0), "cpu")
+    assert all(torch.count_nonzero(e) == e.numel() for _, e in batches)

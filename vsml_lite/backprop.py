@@ -389,9 +389,13 @@ def sample_stage(cfg: Config, stage: str, data: Optional[TensorData], gen: torch
         G = p.local_batch // n
         w = (torch.rand(G, 1, 1, generator=gen) * 2 - 1) * p.param_range
         b = (torch.rand(G, 1, 1, generator=gen) * 2 - 1) * p.param_range
-        batches = [((torch.randn(G, n, 1, generator=gen) * cfg.data.random_std).to(device),
-                    ((torch.rand(G, n, 1, generator=gen) * 2 - 1) * p.error_range).to(device))
-                   for _ in range(p.rollout)]
+        batches = []
+        for _ in range(p.rollout):
+            x = torch.randn(G, n, 1, generator=gen) * cfg.data.random_std
+            e = (torch.rand(G, n, 1, generator=gen) * 2 - 1) * p.error_range
+            if p.hold_fraction > 0:  # some learners see no error at all this step: hold still
+                e = e * (torch.rand(G, 1, 1, generator=gen) >= p.hold_fraction)
+            batches.append((x.to(device), e.to(device)))
         return [(w.to(device), b.to(device))], batches, "errors", False
     if data is None:
         raise ValueError(f"stage {stage!r} needs the MNIST training split")

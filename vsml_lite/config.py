@@ -163,6 +163,9 @@ class BackpropCloningConfig:
         param_range: stage ``local`` draws weights and biases from U(-r, r).
         error_range: stage ``local`` draws the incoming error from U(-r, r); the output
             error softmax - onehot lies in (-1, 1).
+        hold_fraction: in stage ``local``, the fraction of learner steps with no error at all,
+            where the weights must stay exactly as they are (a weight that drifts a little
+            every step is far off after a thousand steps).
         rollout: learner steps (forward + backward phase each) per cloning example.
         local_batch: sub-LSTMs per Adam step in stage ``local`` (Table 1: 32,768).
         local_copies: stage ``local`` groups its sub-LSTMs into learners of this many copies
@@ -201,6 +204,7 @@ class BackpropCloningConfig:
     value_unit: float = 0.01
     param_range: float = 1.0
     error_range: float = 1.0
+    hold_fraction: float = 0.0
     rollout: int = 4
     lr: float = 5e-3
     local_batch: int = 32_768
