@@ -567,7 +567,7 @@ def train_backprop_cloning(cfg: Config, checkpoint: Union[str, Path, None] = Non
                     running[k] += losses[k].item()
                 stage_end = done == first + its
                 if done % p.log_every == 0 or stage_end:
-                    span = (done - first) % p.log_every or min(p.log_every, done - first)
+                    span = done - (result.curves["iteration"][-1] if result.curves["iteration"] else 0)
                     result.curves["iteration"].append(done)
                     result.curves["stage"].append(stage)
                     for k in running:
