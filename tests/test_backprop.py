@@ -238,3 +238,10 @@ def test_hold_fraction_gives_error_free_steps():
     assert errors_from == "errors" and all(torch.count_nonzero(e) == 0 for _, e in batches)
     _, batches, _, _ = bp.sample_stage(_cfg(), "local", None, torch.Generator().manual_seed(0), "cpu")
     assert all(torch.count_nonzero(e) == e.numel() for _, e in batches)
+
+
+def test_hold_drift_reports_the_weight_held_over_time():
+    cfg = _cfg()
+    d = bp.hold_drift(bp.new_clone_lstm(cfg), cfg, steps=6, weights=(-0.5, 0.5), copies=2, every=3)
+    assert d["steps"].tolist() == [3, 6] and d["ratio"].shape == (2, 2)
+    assert torch.isfinite(d["ratio"]).all()

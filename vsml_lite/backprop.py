@@ -662,6 +662,37 @@ def fidelity(lstm: SubLSTM, cfg: Config, data: TensorData, layer_sizes: Sequence
     return out
 
 
+@torch.no_grad()
+def hold_drift(lstm: SubLSTM, cfg: Config, steps: int = 1000, weights: Sequence[float] = (-1.0, -0.5, -0.2, 0.2, 0.5, 1.0),
+               copies: int = 16, every: int = 10, seed: int = 0) -> Dict[str, torch.Tensor]:
+    """How well a clone holds its weights when nothing should change them.
+
+    Single connections holding ``weights`` (bias 0) run ``steps`` learner steps on inputs
+    like Table 1's (``N(0, std²)``) with no error at all (forward phase, backward phase with
+    ``e = 0``, averaging over ``copies``). Exact backpropagation leaves every weight as it is.
+
+    Returns:
+        ``steps [P]`` and ``ratio [P, W]``: the weight read from the state over the weight it
+        started from, every ``every`` steps.
+    """
+    device = next(lstm.parameters()).device
+    learner = make_learner(lstm, cfg, [1, 1])
+    w0 = torch.tensor(list(weights), dtype=torch.float32, device=device)[:, None, None]  # [W, 1, 1]
+    state = learner.state_from_weights([(w0, torch.zeros_like(w0))], copies)
+    gen = make_generator(seed)
+    N = w0.shape[0] * copies
+    at, ratios = [], []
+    for t in range(1, steps + 1):
+        x = (torch.randn(N, 1, generator=gen) * cfg.data.random_std).to(device)
+        state, inputs, _ = learner.forward(state, x)
+        state, _ = learner.backward(state, inputs, x.new_zeros(N, 1))
+        state = learner.average(state)
+        if t % every == 0 or t == steps:
+            at.append(t)
+            ratios.append((learner.read_weights(state)[0][0][:, 0, 0] / w0[:, 0, 0]).cpu())
+    return {"steps": torch.tensor(at), "ratio": torch.stack(ratios), "weights": w0[:, 0, 0].cpu()}
+
+
 # ----------------------------------------------------------------------------------------
 # Meta-test: the clone learns MNIST / Fashion-MNIST; plain SGD beside it.
 # ----------------------------------------------------------------------------------------

@@ -418,3 +418,24 @@ def learning_curves_explorer(learning_curves: dict, paper: Optional[dict] = None
         return plot_learning_curves(c, title=f"{run.value}, seeds {lo}-{hi}", paper_accuracy=ref)
 
     return figure_explorer([run, seeds], figure)
+
+
+def plot_hold_drift(drifts: dict, ax=None):
+    """Weight read from the state over its starting weight against learner step, with no error
+    arriving (:func:`vsml_lite.backprop.hold_drift`), one panel per clone. 1 is a perfect hold."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(1, len(drifts), figsize=(4.5 * len(drifts), 3.2), squeeze=False)
+        ax = ax[0]
+    for a, (name, d) in zip(ax, drifts.items()):
+        for j, w in enumerate(d["weights"].tolist()):
+            a.plot(d["steps"], d["ratio"][:, j], label=f"w = {w:+.1f}")
+        a.axhline(1.0, color="k", lw=0.8, ls="--")
+        a.set_xlabel("learner step with no error")
+        a.set_ylabel("weight held / weight at start")
+        a.set_title(name, fontsize=10)
+        a.grid(alpha=0.3)
+    ax[0].legend(fontsize=7)
+    ax[0].figure.tight_layout()
+    return ax[0].figure
