@@ -413,19 +413,20 @@ def sample_stage(cfg: Config, stage: str, data: Optional[TensorData], gen: torch
     return weights, batches, "labels", stage == "deep_gt"
 
 
-def _refresh_pool(pool: Dict[str, object], learner: "CloneLearner", fresh: Weights, p, gen: torch.Generator):
+def _refresh_pool(pool: Dict[str, object], learner: "CloneLearner", fresh: Weights, copies: int,
+                  horizon: int, gen: torch.Generator):
     """Every stage keeps its learners from one Adam step to the next, so the clone is also
     trained on the states it reaches itself after many learner steps, not only on states
     fresh from :meth:`CloneLearner.state_from_weights`. Each step, each learner is replaced
     by a fresh one (weights ``fresh``) with probability ``1 / horizon``.
     The ground truth restarts every Adam step from the weights the state holds, so an old
     deviation is not charged again. Returns the ``(weights, state)`` to start from."""
-    n = p.local_copies if learner.layer_sizes == [1, 1] else p.net_learner_batch
+    n = copies  # copies per learner, as in the stage's batches
     fresh_state = learner.state_from_weights(fresh, n)
     if not pool:
         return fresh, fresh_state
     G = fresh[0][0].shape[0]
-    reset = torch.rand(G, generator=gen) < 1.0 / p.horizon  # [G]
+    reset = torch.rand(G, generator=gen) < 1.0 / horizon  # [G]
     reset = reset.to(fresh[0][0].device)
     weights = [(torch.where(reset[:, None, None], fw, pw), torch.where(reset[:, None, None], fb, pb))
                for (fw, fb), (pw, pb) in zip(fresh, pool["weights"])]
@@ -553,7 +554,8 @@ def train_backprop_cloning(cfg: Config, checkpoint: Union[str, Path, None] = Non
                     continue
                 weights, batches, errors_from, given = sample_stage(cfg, stage, data, gen, device)
                 # Continue the pool's learners; fresh ones replace a few (see _refresh_pool).
-                weights, start = _refresh_pool(pool, learners[stage], weights, p, gen)
+                weights, start = _refresh_pool(pool, learners[stage], weights, batches[0][0].shape[1],
+                                               p.horizon, gen)
                 losses, final = rollout_losses(learners[stage], weights, batches, learning_rate(cfg), p.value_unit,
                                                p.update_unit, errors_from, given, state=start)
                 pool["state"] = [(h.detach(), c.detach()) for h, c in final.layers]
@@ -583,10 +585,7 @@ def train_backprop_cloning(cfg: Config, checkpoint: Union[str, Path, None] = Non
                     result.seconds += time.perf_counter() - started
                     started = time.perf_counter()
                     save(done)
-                if stop.requested:
-                    bar.close()
-                    where = f"; progress is saved in {checkpoint}, run again to resume" if checkpoint else ""
-                    raise KeyboardInterrupt(f"backprop cloning stopped at iteration {done}{where}")
+                stop.stop_if_requested("backprop cloning", done, checkpoint, bar)
             first += its
     bar.close()
     result.seconds += time.perf_counter() - started

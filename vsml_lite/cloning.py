@@ -212,10 +212,7 @@ def train_forward_cloning(
                 result.seconds += time.perf_counter() - started
                 started = time.perf_counter()
                 save(done)
-            if stop.requested:
-                bar.close()
-                where = f"; progress is saved in {checkpoint}, run again to resume" if checkpoint else ""
-                raise KeyboardInterrupt(f"forward cloning stopped at iteration {done}{where}")
+            stop.stop_if_requested("forward cloning", done, checkpoint, bar)
     bar.close()
     result.seconds += time.perf_counter() - started
     save(f.iterations)
@@ -244,6 +241,14 @@ class _StopRequest:
             except ValueError:  # not the main thread: leave signals alone
                 pass
         return self
+
+    def stop_if_requested(self, what: str, iteration: int, checkpoint, bar) -> None:
+        """After the checkpoint is written: if a stop was requested, close the progress bar and
+        raise ``KeyboardInterrupt`` saying where the run stopped and how to resume it."""
+        if self.requested:
+            bar.close()
+            where = f"; progress is saved in {checkpoint}, run again to resume" if checkpoint else ""
+            raise KeyboardInterrupt(f"{what} stopped at iteration {iteration}{where}")
 
     def __exit__(self, *exc) -> None:
         for sig, old in self._old.items():
