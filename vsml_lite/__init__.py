@@ -12,6 +12,7 @@ Modules:
     fused    the compiled CPU kernel behind the fast layer tick
     cloning  learning algorithm cloning: neural forward computation, Eq. 13 (Chapter 2)
     backprop learning algorithm cloning: backpropagation, Eq. 14; the cloned learner (Chapter 3)
+    metalearn meta-learning a learning algorithm from scratch; Meta RNN and online-Adam baselines (Chapter 4)
     artifacts  shipped weights + JSON records, resumable checkpoints
     viz      figures and ipywidgets explorers used by the chapters
 """
@@ -25,6 +26,7 @@ from .config import (
     DataConfig,
     Eq4Config,
     ForwardCloningConfig,
+    MetaLearningConfig,
     NetworkConfig,
     config_diff,
     get_config,
@@ -71,7 +73,7 @@ from .network import (
     dense_ticks,
     dense_ticks_reference,
 )
-from . import artifacts, backprop, cloning, fused, viz
+from . import artifacts, backprop, cloning, fused, metalearn, viz
 from .artifacts import load_artifact, pretrained_path, retrain_requested
 
 __version__ = "0.1.0"
@@ -92,6 +94,7 @@ __all__ = [
     "ForwardCloningConfig",
     "INPUT_DIM",
     "LayerState",
+    "MetaLearningConfig",
     "NORMALIZATION",
     "NUM_CLASSES",
     "NetworkConfig",
@@ -125,6 +128,7 @@ __all__ = [
     "load_artifact",
     "load_dataset",
     "make_generator",
+    "metalearn",
     "meta_rnn_step",
     "pretrained_path",
     "retrain_requested",

@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Mapping, Optional
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 #: Environment variable that chooses the preset when :func:`get_config` gets no name.
 PRESET_ENV_VAR = "VSML_PRESET"
@@ -230,6 +230,65 @@ class BackpropCloningConfig:
 
 
 @dataclass(frozen=True)
+class MetaLearningConfig:
+    """Chapter 4: meta-learning a learning algorithm from scratch (Section 3.3, Figure 6),
+    with a Meta RNN and online Adam as baselines.
+
+    The learner (the VSML network of ``cfg.network``, or the Meta RNN) starts every episode
+    from a random state V_L, sees one image per step and, at the next step, the error of its
+    prediction. Meta-training minimises the mean cross-entropy over the episode by gradient
+    descent on V_M through the unrolled steps.
+
+    Meta-training:
+        input_side: images are average-pooled to ``side × side`` inputs (28 = full MNIST).
+        episode_length: steps per meta-training episode (Section 4: 200 data points).
+        meta_batch: episodes per Adam step on V_M (the paper does not say).
+        iterations: Adam steps on V_M.
+        lr: Adam learning rate on V_M. At the start the learner's outputs barely depend on
+            what it saw, and the meta-gradient is mostly noise; at the ``cpu`` preset 1e-3 had
+            not left that plateau after 400 iterations, 1e-2 left it after about 150.
+        grad_clip: the meta-gradient's norm is clipped to this (gradients through hundreds of
+            recurrent steps occasionally spike).
+        checkpoint_chunk: steps per gradient-checkpointing chunk; only the state at chunk
+            boundaries is kept for the backward pass, each chunk is recomputed there. 0 keeps
+            every step's activations.
+        permute_labels: every episode assigns MNIST's classes to the output units by a fresh
+            random permutation, so the mapping from image to output unit must be learned within
+            the episode; V_M cannot store it.
+        state_clip: cell states are clipped to ±this in meta-training and meta-testing
+            (Appendix D clips at 4 at meta-test time; clipping in both keeps them the same learner).
+        meta_rnn_hidden: cell size of the Meta RNN baseline (one LSTM; the official code's 128).
+        log_every, checkpoint_every: iterations per loss-curve point / per checkpoint.
+
+    Meta-testing and baselines (the same data streams for every model):
+        test_steps: steps per meta-test stream (Figure 6 runs past the training length).
+        test_seeds: streams per dataset (Figure 6: 10).
+        adam_lrs: learning rates tried for online Adam; the best by accuracy over the first
+            ``episode_length`` steps on MNIST *training* streams is used on the test streams.
+        adam_hidden: hidden units of the one-hidden-layer online-Adam baseline.
+        lr_search_seeds: training streams per learning rate in that search.
+    """
+
+    input_side: int = 28
+    episode_length: int = 200
+    meta_batch: int = 32
+    iterations: int = 20_000
+    lr: float = 1e-2
+    grad_clip: float = 1.0
+    checkpoint_chunk: int = 25
+    permute_labels: bool = True
+    state_clip: float = 4.0
+    meta_rnn_hidden: int = 128
+    log_every: int = 50
+    checkpoint_every: int = 500
+    test_steps: int = 2000
+    test_seeds: int = 10
+    adam_lrs: Tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2)
+    adam_hidden: int = 160
+    lr_search_seeds: int = 5
+
+
+@dataclass(frozen=True)
 class Config:
     """The complete configuration of one run. Frozen: derive variants with :meth:`override`.
 
@@ -243,6 +302,7 @@ class Config:
         network: :class:`NetworkConfig` (the VSML network, Chapters 2-5).
         forward_cloning: :class:`ForwardCloningConfig` (Chapter 2).
         backprop_cloning: :class:`BackpropCloningConfig` (Chapter 3).
+        meta_learning: :class:`MetaLearningConfig` (Chapter 4).
     """
 
     preset: str = DEFAULT_PRESET
@@ -254,6 +314,7 @@ class Config:
     network: NetworkConfig = field(default_factory=NetworkConfig)
     forward_cloning: ForwardCloningConfig = field(default_factory=ForwardCloningConfig)
     backprop_cloning: BackpropCloningConfig = field(default_factory=BackpropCloningConfig)
+    meta_learning: MetaLearningConfig = field(default_factory=MetaLearningConfig)
 
     def to_dict(self) -> Dict[str, Any]:
         """A JSON-serialisable dict of every setting (stored inside checkpoints)."""
@@ -306,6 +367,8 @@ def _build(cls: type, d: Mapping[str, Any], prefix: str) -> Any:
         section_cls = fields[key].default_factory  # a section's dataclass, else MISSING
         if dataclasses.is_dataclass(section_cls) and isinstance(value, Mapping):
             value = _build(section_cls, value, prefix=f"{prefix}{key}.")
+        if isinstance(value, list) and isinstance(fields[key].default, tuple):
+            value = tuple(value)  # JSON has no tuples
         kwargs[key] = value
     return cls(**kwargs)
 
@@ -321,6 +384,10 @@ def _smoke() -> Config:
             deep_gt_iterations=4, deep_own_iterations=4, net_groups=2, net_learner_batch=2,
             warmup_max=20, input_side=7, deep_hidden=8, log_every=2, checkpoint_every=10,
             test_learner_batch=8, test_steps=12, eval_every=4, eval_examples=64, test_seeds=2),
+        meta_learning=MetaLearningConfig(
+            input_side=4, episode_length=8, meta_batch=4, iterations=6, checkpoint_chunk=4,
+            meta_rnn_hidden=16, log_every=2, checkpoint_every=4, test_steps=30, test_seeds=3,
+            adam_lrs=(1e-3, 1e-2), adam_hidden=16, lr_search_seeds=2),
     )
 
 
@@ -338,6 +405,12 @@ def _cpu() -> Config:
             deep_own_iterations=100, net_groups=4, net_learner_batch=4, warmup_max=200,
             input_side=14, log_every=50, checkpoint_every=500, test_steps=600, eval_every=50,
             eval_examples=1000),
+        # Chapter 4 on 7 × 7 inputs (490 sub-LSTMs instead of 7,840) and 100-step episodes:
+        # about 35 minutes of meta-training for the VSML network and 10 for the Meta RNN on
+        # 2 cores.
+        meta_learning=MetaLearningConfig(
+            input_side=7, episode_length=100, meta_batch=16, iterations=3000, log_every=25,
+            checkpoint_every=100),
     )
 
 
