@@ -155,15 +155,19 @@ class CloneLearner:
         micro_ticks: LSTM ticks per phase and layer.
         state_clip: clip of the cell state (Appendix D: 4 at meta-test time), or ``None``.
         state_scale: weights and biases sit in the state divided by this.
+        fused: let :func:`~vsml_lite.network.dense_ticks` use the compiled CPU kernel where it
+            can (``False`` under ``torch.func.vmap``).
     """
 
     def __init__(self, lstm: SubLSTM, layer_sizes: Sequence[int], micro_ticks: int,
-                 state_clip: Optional[float] = None, state_scale: float = STATE_SCALE) -> None:
+                 state_clip: Optional[float] = None, state_scale: float = STATE_SCALE,
+                 fused: bool = True) -> None:
         sizes = [int(s) for s in layer_sizes]
         if len(sizes) < 2 or min(sizes) < 1:
             raise ValueError(f"layer_sizes needs at least two positive sizes, got {list(layer_sizes)}")
         self.lstm, self.layer_sizes = lstm, sizes
         self.micro_ticks, self.state_clip, self.state_scale = micro_ticks, state_clip, state_scale
+        self.fused = fused
 
     # -- states ---------------------------------------------------------------------------
     def state_from_weights(self, weights: Weights, copies: int) -> CloneState:
@@ -197,14 +201,13 @@ class CloneLearner:
         """One phase of one layer: ``x [N, A]`` in the forward messages, ``e [N, B]`` in the
         backward messages. Returns new ``h, c``, the forward output ``[N, B]`` and the
         backward output ``[N, A]`` (value slots)."""
-        N, A, B, _ = h.shape
         M = self.lstm.msg_size
-        fwd = x.new_zeros(N, A, M)
-        fwd[..., VALUE_SLOT] = x
-        bwd = x.new_zeros(N, B, M)
-        bwd[..., VALUE_SLOT] = e
+        # x and e in the value slot, zeros elsewhere; built without in-place writes so that the
+        # step also runs under torch.func.vmap (a population of V_M, Chapter 5).
+        fwd = nn.functional.pad(x[..., None], (VALUE_SLOT, M - 1 - VALUE_SLOT))  # [N, A, M]
+        bwd = nn.functional.pad(e[..., None], (VALUE_SLOT, M - 1 - VALUE_SLOT))  # [N, B, M]
         h, c, f, g = dense_ticks(self.lstm, LayerState(h, c, fwd, bwd), self.micro_ticks,
-                                 reduce="sum", state_clip=self.state_clip)
+                                 reduce="sum", state_clip=self.state_clip, fused=self.fused)
         return h, c, f[..., VALUE_SLOT], g[..., VALUE_SLOT]
 
     def forward(self, state: CloneState, x: torch.Tensor):

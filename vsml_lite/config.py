@@ -289,6 +289,44 @@ class MetaLearningConfig:
 
 
 @dataclass(frozen=True)
+class ImproveConfig:
+    """Chapter 5: improving cloned backpropagation with CMA-ES (Appendix B, Figure 9, Table 2).
+
+    Search (Table 2 where it gives a value):
+        source_clone: which clone of the Chapter 3 artifact to start from: ``"random"`` (cloned
+            on random data only, as in Figure 9) or ``"curriculum"``.
+        sigma0: CMA-ES initial step size (Table 2: initial noise std 0.1).
+        generations: CMA-ES iterations (Table 2: 200).
+        inner_steps: learner steps per objective evaluation (Table 2: 10^4).
+        learner_batch: copies per learner, averaged after every step (Table 2: 64).
+        population: candidates per generation; 0 is CMA-ES's default ``4 + ⌊3 ln D⌋`` (Table 2
+            gives none; for the clone's D = 6,800 meta variables that is 30).
+        population_chunk: candidates per batched (vmap) run; on a GPU, as many as fit.
+        input_side: MNIST images are average-pooled to ``side × side`` inputs (28 = full).
+
+    Meta-test (Figure 9: the clone, the improved clone and SGD on the same streams):
+        test_steps, eval_every, eval_examples: as in Chapter 3's meta-test.
+        test_seeds: learners per curve (Figure 9: 60).
+        early_steps: "early in learning": the claims compare the mean training loss over the
+            first this many steps.
+    """
+
+    source_clone: str = "random"
+    sigma0: float = 0.1
+    generations: int = 200
+    inner_steps: int = 10_000
+    learner_batch: int = 64
+    population: int = 0
+    population_chunk: int = 8
+    input_side: int = 28
+    test_steps: int = 2000
+    eval_every: int = 100
+    eval_examples: int = 10_000
+    test_seeds: int = 60
+    early_steps: int = 100
+
+
+@dataclass(frozen=True)
 class Config:
     """The complete configuration of one run. Frozen: derive variants with :meth:`override`.
 
@@ -303,6 +341,7 @@ class Config:
         forward_cloning: :class:`ForwardCloningConfig` (Chapter 2).
         backprop_cloning: :class:`BackpropCloningConfig` (Chapter 3).
         meta_learning: :class:`MetaLearningConfig` (Chapter 4).
+        improve: :class:`ImproveConfig` (Chapter 5).
     """
 
     preset: str = DEFAULT_PRESET
@@ -315,6 +354,7 @@ class Config:
     forward_cloning: ForwardCloningConfig = field(default_factory=ForwardCloningConfig)
     backprop_cloning: BackpropCloningConfig = field(default_factory=BackpropCloningConfig)
     meta_learning: MetaLearningConfig = field(default_factory=MetaLearningConfig)
+    improve: ImproveConfig = field(default_factory=ImproveConfig)
 
     def to_dict(self) -> Dict[str, Any]:
         """A JSON-serialisable dict of every setting (stored inside checkpoints)."""
@@ -388,6 +428,9 @@ def _smoke() -> Config:
             input_side=4, episode_length=8, meta_batch=4, iterations=6, checkpoint_chunk=4,
             meta_rnn_hidden=16, log_every=2, checkpoint_every=4, test_steps=30, test_seeds=3,
             adam_lrs=(1e-3, 1e-2), adam_hidden=16, lr_search_seeds=2),
+        improve=ImproveConfig(
+            generations=3, inner_steps=4, learner_batch=4, population=4, population_chunk=2,
+            input_side=4, test_steps=8, eval_every=4, eval_examples=64, test_seeds=2, early_steps=4),
     )
 
 
@@ -411,6 +454,12 @@ def _cpu() -> Config:
         meta_learning=MetaLearningConfig(
             input_side=7, episode_length=100, meta_batch=16, iterations=3000, log_every=25,
             checkpoint_every=100),
+        # Chapter 5 on 7 × 7 inputs, 100 learner steps of 16 copies per evaluation, 20
+        # generations of 8 candidates: minutes on 2 cores instead of Table 2's GPU budget.
+        improve=ImproveConfig(
+            generations=20, inner_steps=100, learner_batch=16, population=8, population_chunk=10,
+            input_side=7, test_steps=500, eval_every=50, eval_examples=1000, test_seeds=10,
+            early_steps=50),
     )
 
 
