@@ -302,6 +302,10 @@ class ImproveConfig:
         population: candidates per generation; 0 is CMA-ES's default ``4 + ⌊3 ln D⌋`` (Table 2
             gives none; for the clone's D = 6,800 meta variables that is 30).
         population_chunk: candidates per batched (vmap) run; on a GPU, as many as fit.
+        diagonal: CMA-ES with a diagonal covariance (sep-CMA-ES, Ros & Hansen 2008). The full
+            covariance of D = 6,800 meta variables is a 6,800 × 6,800 matrix (370 MB, plus its
+            eigendecomposition every few generations; a checkpoint of the full state measured
+            916 MB); the diagonal one is D numbers, and it adapts faster in high dimension.
         input_side: MNIST images are average-pooled to ``side × side`` inputs (28 = full).
 
     Meta-test (Figure 9: the clone, the improved clone and SGD on the same streams):
@@ -318,6 +322,7 @@ class ImproveConfig:
     learner_batch: int = 64
     population: int = 0
     population_chunk: int = 8
+    diagonal: bool = True
     input_side: int = 28
     test_steps: int = 2000
     eval_every: int = 100

@@ -263,7 +263,8 @@ def search(cfg: Config, lstm: SubLSTM, clone_cfg: Config, train: TensorData,
         history, seconds, first = state["history"], state["seconds"], state["generation"]
     else:
         es = cma.CMAEvolutionStrategy(start.numpy(), i.sigma0,
-                                      {"seed": cfg.seed + 1, "popsize": popsize, "verbose": -9})
+                                      {"seed": cfg.seed + 1, "popsize": popsize, "verbose": -9,
+                                       "CMA_diagonal": i.diagonal})
         history = {"generation": [], "mean_loss": [], "clone_loss": [], "best_loss": [],
                    "population_loss": [], "sigma": []}
         seconds, first = 0.0, 0
