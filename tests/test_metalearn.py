@@ -211,11 +211,15 @@ def test_trace_shows_states_and_predictions():
         ml.trace_episode(learner, data.images[:7], data.labels[:6])
 
 
-def test_memory_probe_reports_both_settings():
-    cfg = _cfg()
-    plain, chunked = (ml.meta_gradient_memory(cfg, "vsml", c) for c in (0, 2))
-    assert plain["chunk"] == 0 and chunked["chunk"] == 2
-    assert plain["peak_mb"] >= 0 and chunked["seconds"] > 0
+def test_memory_probe_sees_checkpointing_save_memory():
+    cfg = _cfg(**{"meta_learning.input_side": 7, "meta_learning.episode_length": 240,
+                  "meta_learning.meta_batch": 8})
+    ballast = torch.ones(100_000_000, dtype=torch.uint8)  # a large parent must not hide the child's peak
+    plain, chunked = (ml.meta_gradient_memory(cfg, "vsml", c) for c in (0, 10))
+    del ballast
+    assert plain["chunk"] == 0 and chunked["chunk"] == 10 and chunked["seconds"] > 0
+    print(f"\nmeta-gradient peak memory: {plain['peak_mb']} MB plain, {chunked['peak_mb']} MB checkpointed")
+    assert plain["peak_mb"] > 2 * chunked["peak_mb"] > 0
 
 
 def test_end_to_end_smoke_artifact(tmp_path, data_root):

@@ -27,6 +27,7 @@ the learning rate chosen on MNIST training streams (:func:`choose_learning_rate`
 from __future__ import annotations
 
 import math
+import os
 import resource
 import time
 from dataclasses import dataclass, field
@@ -62,6 +63,10 @@ TEST_STREAM_SEED = 1000
 #: Every preset judges them there (or at ``test_steps`` when that is shorter), whatever its own
 #: episode length, and online Adam's learning rate is chosen for the same horizon.
 CLAIM_STEPS = 200
+
+
+#: Accuracy within this margin of chance (10%) counts as "has not learned" in Chapter 4's prose.
+CHANCE_MARGIN = 0.05
 
 
 def claim_steps(cfg: Config) -> int:
@@ -346,9 +351,20 @@ def load_split(cfg: Config, name: str, train: bool) -> TensorData:
 
 def peak_memory_mb(device: torch.device) -> float:
     """Peak memory of this process so far: ``torch.cuda.max_memory_allocated`` on a GPU, the
-    peak resident set size (all of the process, Python and torch included) on the CPU."""
+    peak resident set size (all of the process, Python and torch included) on the CPU.
+
+    On Linux the CPU peak is ``VmHWM`` from ``/proc/self/status``: ``getrusage``'s
+    ``ru_maxrss`` starts a child process at its parent's size (a probe started by a 1.3 GB
+    training process read 0 MB of growth), while ``VmHWM`` starts afresh at ``exec``."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2 ** 20
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 2 ** 10  # kB
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 10  # Linux: KiB
 
 
@@ -452,6 +468,11 @@ def meta_train(cfg: Config, model: str, checkpoint: Union[str, Path, None] = Non
 # Memory of one meta-gradient, with and without checkpointing
 # ----------------------------------------------------------------------------------------
 
+#: Allocations above this many bytes get their own memory mapping in the probe (see
+#: :func:`meta_gradient_memory`); 64 KiB is well below one step's activations.
+MMAP_THRESHOLD = 65536
+
+
 def meta_gradient_memory(cfg: Config, model: str = "vsml", chunk: Optional[int] = None) -> Dict[str, float]:
     """Peak memory and time of one meta-gradient (one ``meta_batch`` of episodes, forward and
     backward) at the sizes of ``cfg``, measured in a fresh subprocess so that the peak is this
@@ -470,8 +491,12 @@ def meta_gradient_memory(cfg: Config, model: str = "vsml", chunk: Optional[int] 
     code = ("import json, sys, vsml_lite.metalearn as ml, vsml_lite as vl; "
             "cfg = vl.Config.from_dict(json.loads(sys.argv[1])); "
             "print(json.dumps(ml._probe(cfg, sys.argv[2])))")
+    # glibc raises its mmap threshold after large frees and then serves big tensors from a heap
+    # it does not give back, so the peak RSS would depend on allocation history; a fixed
+    # threshold keeps every large tensor in its own mapping, returned when it is freed.
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD)}
     out = subprocess.run([sys.executable, "-c", code, json.dumps(cfg.to_dict()), model],
-                         capture_output=True, text=True, check=False)
+                         capture_output=True, text=True, check=False, env=env)
     if out.returncode != 0:
         raise RuntimeError(f"memory probe failed:\n{out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
