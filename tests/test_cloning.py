@@ -117,3 +117,14 @@ def test_train_and_save_writes_under_live_dir_and_removes_checkpoint(tmp_path, m
     assert path == tmp_path / "forward_cloning_smoke"
     assert path.with_suffix(".pt").exists() and path.with_suffix(".json").exists()
     assert not path.with_suffix(".ckpt").exists()
+
+
+def test_code_version_is_the_code_imported_not_the_code_at_save_time(monkeypatch):
+    before = vl.artifacts.code_version()
+
+    def no_git(*args, **kw):
+        raise AssertionError("code_version ran git again")
+
+    monkeypatch.setattr(vl.artifacts.subprocess, "run", no_git)
+    assert vl.artifacts.code_version() == before
+    assert before.startswith(vl.__version__)

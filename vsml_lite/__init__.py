@@ -17,6 +17,9 @@ Modules:
     viz      figures and ipywidgets explorers used by the chapters
 """
 
+#: Package version; defined before the submodules are imported (artifacts.py reads it).
+__version__ = "0.1.0"
+
 from .config import (
     DEFAULT_PRESET,
     PRESET_ENV_VAR,
@@ -76,7 +79,6 @@ from .network import (
 from . import artifacts, backprop, cloning, fused, metalearn, viz
 from .artifacts import load_artifact, pretrained_path, retrain_requested
 
-__version__ = "0.1.0"
 
 __all__ = [
     "CASE_C",

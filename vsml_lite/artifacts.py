@@ -33,8 +33,15 @@ DEFAULT_LIVE_DIR = Path("~/.cache/vsml_lite/artifacts")
 
 
 def code_version() -> str:
-    """The git commit of the package's checkout (with ``-dirty`` for uncommitted changes), or
-    the package version where there is no git checkout (a pip install)."""
+    """The code this process runs: the git commit of the package's checkout when the package
+    was imported (with ``-dirty`` for uncommitted changes), or the package version where there
+    is no git checkout (a pip install). Taken at import, not at save time: a run that lasts an
+    hour records the code it ran, not a commit made while it ran."""
+    return _CODE_VERSION_AT_IMPORT
+
+
+def _describe_checkout() -> str:
+    """``git describe`` of the checkout the package lives in, or the bare package version."""
     from . import __version__
 
     root = Path(__file__).resolve().parent.parent
@@ -119,3 +126,7 @@ def load_checkpoint(path: Union[str, Path]) -> Optional[Dict[str, Any]]:
     if not path.exists():
         return None
     return torch.load(path, map_location="cpu", weights_only=False)
+
+
+#: What :func:`code_version` returns, fixed when the package is imported.
+_CODE_VERSION_AT_IMPORT = _describe_checkout()
