@@ -11,6 +11,8 @@ both learners' V_M, the meta-test curves, and a JSON record (config, seed, prese
 version, meta-training time and peak memory, online Adam's learning-rate search, the results
 table and the three claims of Figure 6). Meta-training checkpoints to <out>.<model>.ckpt; an
 interrupted run (Ctrl-C, SIGTERM) resumes when started again with the same arguments.
+--reevaluate keeps the learners of an existing artifact and redoes only the meta-test, the
+baselines and the memory probe (e.g. after widening the learning-rate grid of online Adam).
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=None, help="artifact path without suffix "
                         "(default: vsml_lite/pretrained/meta_learning_<label>)")
     parser.add_argument("--fresh", action="store_true", help="ignore existing checkpoints")
+    parser.add_argument("--reevaluate", action="store_true",
+                        help="keep the meta-trained learners of the existing artifact and run only the "
+                             "meta-test, baselines and memory probe again with this config")
     args = parser.parse_args(argv)
 
     cfg = vl.get_config(args.preset, seed=args.seed, device=args.device).override(parse_set(args.set))
@@ -48,7 +53,7 @@ def main(argv=None) -> int:
     print(f"meta-learning from scratch, preset {cfg.preset}: {m.input_side}x{m.input_side} inputs, "
           f"{m.iterations} iterations of {m.meta_batch} episodes x {m.episode_length} steps, "
           f"device {vl.get_device(cfg.device)}")
-    path = ml.train_and_save(cfg, out)
+    path = ml.reevaluate(cfg, out) if args.reevaluate else ml.train_and_save(cfg, out)
     meta = vl.load_artifact(path).meta["metrics"]
     for model, r in meta["meta_training"].items():
         print(f"{model}: {r['seconds']} s meta-training, peak memory {r['peak_memory_mb']} MB, "

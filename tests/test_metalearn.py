@@ -241,3 +241,21 @@ def test_end_to_end_smoke_artifact(tmp_path, data_root):
     torch.testing.assert_close(again["accuracy"], record.tensors["curves"]["vsml/fashion_mnist"]["accuracy"])
     rows = ml.results_table(ml.evaluation_from_record(record), cfg2)
     assert rows == meta["metrics"]["results"]
+
+
+def test_reevaluate_keeps_the_learners_and_refuses_other_training(tmp_path, data_root):
+    cfg = vl.get_config("smoke").override({"device": "cpu"})
+    path = ml.train_and_save(cfg, tmp_path / "ml", progress=False)
+    before = vl.load_artifact(path)
+    wider = cfg.override({"meta_learning.adam_lrs": (1e-3, 1e-2, 1e-1), "meta_learning.test_steps": 20})
+    ml.reevaluate(wider, path, progress=False)
+    after = vl.load_artifact(path)
+    for name in ml.MODELS:
+        for k, v in before.tensors["learners"][name].items():
+            torch.testing.assert_close(after.tensors["learners"][name][k], v, rtol=0, atol=0)
+    assert after.meta["curves"] == before.meta["curves"]
+    assert after.meta["code_version"] == before.meta["code_version"]
+    assert set(after.meta["metrics"]["lr_search"]["adam_linear"]["scores"]) == {"0.001", "0.01", "0.1"}
+    assert after.tensors["curves"]["vsml/mnist"]["accuracy"].shape[0] == 20
+    with pytest.raises(ValueError, match="other meta_learning.iterations"):
+        ml.reevaluate(cfg.override({"meta_learning.iterations": 7}), path, progress=False)

@@ -264,7 +264,9 @@ class MetaLearningConfig:
         test_steps: steps per meta-test stream (Figure 6 runs past the training length).
         test_seeds: streams per dataset (Figure 6: 10).
         adam_lrs: learning rates tried for online Adam; the best by accuracy over the first
-            ``episode_length`` steps on MNIST *training* streams is used on the test streams.
+            200 steps on MNIST *training* streams is used on the test streams. The grid reaches
+            0.3 because on 7 × 7 inputs the linear model's best rate was the largest of a grid
+            that stopped at 0.03.
         adam_hidden: hidden units of the one-hidden-layer online-Adam baseline.
         lr_search_seeds: training streams per learning rate in that search.
     """
@@ -283,7 +285,7 @@ class MetaLearningConfig:
     checkpoint_every: int = 500
     test_steps: int = 2000
     test_seeds: int = 10
-    adam_lrs: Tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2)
+    adam_lrs: Tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1)
     adam_hidden: int = 160
     lr_search_seeds: int = 5
 

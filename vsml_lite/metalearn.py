@@ -38,7 +38,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint as _checkpoint
 
-from .artifacts import live_path, load_checkpoint, save_artifact, save_checkpoint
+from .artifacts import live_path, load_artifact, load_checkpoint, save_artifact, save_checkpoint
 from .cloning import _StopRequest
 from .config import Config
 from .data import NUM_CLASSES, OnlineStream, TensorData, downsample_dataset, load_dataset
@@ -631,13 +631,18 @@ def public_rows(rows: List[Dict[str, object]]) -> List[Dict[str, object]]:
 
 
 def save_meta_learning(path: Union[str, Path], cfg: Config, results: Dict[str, MetaTrainResult],
-                       evaluation: Dict[str, object], memory: Optional[Dict[str, object]] = None) -> Path:
+                       evaluation: Dict[str, object], memory: Optional[Dict[str, object]] = None,
+                       trained_by: Optional[str] = None) -> Path:
     """Save both meta-trained learners, the meta-test curves and a JSON record (config, seed,
     preset, code version, meta-training time and peak memory, learning-rate search, results
-    table, claims)."""
+    table, claims). ``trained_by``: the code version that meta-trained the learners, when it
+    is not the one evaluating them (:func:`reevaluate`)."""
+    from .artifacts import code_version
+
     rows = results_table(evaluation, cfg)
     device = str(get_device(cfg.device))
     meta = {
+        "code_version": trained_by or code_version(), "evaluation_code_version": code_version(),
         "kind": KIND, "preset": cfg.preset, "seed": cfg.seed, "config": cfg.to_dict(),
         "metrics": {
             "meta_training": {k: {"seconds": round(r.seconds, 1), "peak_memory_mb": round(r.peak_memory_mb, 1),
@@ -673,6 +678,39 @@ def train_and_save(cfg: Config, out: Union[str, Path, None] = None, progress: bo
     for model in models:
         out.with_suffix(f".{model}.ckpt").unlink(missing_ok=True)
     return path
+
+
+#: Settings that shape meta-training; :func:`reevaluate` refuses a config that changes them.
+TRAINING_FIELDS = ("input_side", "episode_length", "meta_batch", "iterations", "lr", "grad_clip",
+                   "checkpoint_chunk", "permute_labels", "state_clip", "meta_rnn_hidden")
+
+
+def reevaluate(cfg: Config, path: Union[str, Path], progress: bool = True) -> Path:
+    """Meta-test the learners of an existing artifact again with the evaluation settings of
+    ``cfg`` (baselines' learning rates, streams, seeds) and the current memory probe, and
+    rewrite the artifact. The meta-trained V_M, their curves, times and the code version that
+    trained them are kept; ``evaluation_code_version`` records the code evaluating them.
+
+    Raises ``ValueError`` when ``cfg`` differs from the artifact in anything that shaped
+    meta-training (the seed, ``cfg.network``, :data:`TRAINING_FIELDS`)."""
+    record = load_artifact(path)
+    old = Config.from_dict(record.meta["config"])
+    changed = [f"meta_learning.{f}" for f in TRAINING_FIELDS
+               if getattr(old.meta_learning, f) != getattr(cfg.meta_learning, f)]
+    changed += ["seed"] * (old.seed != cfg.seed) + ["network"] * (old.network != cfg.network)
+    if changed:
+        raise ValueError(f"{path} was meta-trained with other {', '.join(changed)}; re-evaluating would "
+                         "mislabel it; meta-train again instead")
+    _, learners = load_learners(record)
+    device = get_device(cfg.device)
+    curves, trained = record.meta["curves"], record.meta["metrics"]["meta_training"]
+    results = {k: MetaTrainResult(learner=v.to(device), steps=curves[k]["steps"], losses=curves[k]["loss"],
+                                  accuracies=curves[k]["accuracy"], seconds=trained[k]["seconds"],
+                                  peak_memory_mb=trained[k]["peak_memory_mb"])
+               for k, v in learners.items()}
+    evaluation = evaluate(cfg, learners, progress=progress)
+    memory = {f"chunk_{c}": meta_gradient_memory(cfg, "vsml", c) for c in (0, cfg.meta_learning.checkpoint_chunk)}
+    return save_meta_learning(path, cfg, results, evaluation, memory, trained_by=record.meta["code_version"])
 
 
 def load_learners(record) -> Tuple[Config, Dict[str, nn.Module]]:
