@@ -491,6 +491,7 @@ def plot_figure6(curves: dict, models: Sequence[str], datasets=("mnist", "fashio
             _band(ax, np.arange(1, acc.shape[0] + 1), 100 * acc.T, META_COLORS.get(name), LABELS.get(name, name))
         if mark is not None:
             ax.axvline(mark, color="k", lw=0.8, ls=":")
+        ax.set_ylim(0, 100)  # the ± std band of the first steps would reach below 0
         ax.set_title(titles.get(ds, ds), fontsize=10)
         ax.set_xlabel("step (one image per step)")
         ax.set_ylabel("accuracy over all previous inputs (%)")
