@@ -206,9 +206,25 @@ def test_trace_shows_states_and_predictions():
     assert trace["cells"].shape == (8, 16, 2, cfg.network.hidden_size)
     assert trace["probs"].shape == (7, 10) and trace["accuracy"].shape == (7,)
     torch.testing.assert_close(trace["probs"].sum(-1), torch.ones(7))
-    assert 0 <= ml.weight_like_dimension(trace) < cfg.network.hidden_size
+    assert ml.trace_episode(learner, data.images[:3], data.labels[:3])["cells"].shape[2] == 10
     with pytest.raises(ValueError, match="images must be"):
         ml.trace_episode(learner, data.images[:7], data.labels[:6])
+    assert 0 <= ml.weight_like_dimension(trace) < cfg.network.hidden_size
+
+
+def test_template_correlation_finds_a_stored_template():
+    """A fake trace whose dimension 2 holds each class's average image (and dimension 0 a
+    drift shared by all units) is read as a template in dimension 2 only."""
+    gen = torch.Generator().manual_seed(0)
+    images, labels = torch.randn(40, 16, generator=gen), torch.arange(40) % 4
+    templates = torch.stack([images[labels == u].mean(0) - images.mean(0) for u in range(4)], 1)  # [A, U]
+    cells = torch.randn(2, 16, 4, 3, generator=gen) * 0.01
+    cells[-1, :, :, 2] += templates
+    cells[-1, :, :, 0] += 5.0 * torch.randn(16, 1, generator=gen)  # the same for every unit
+    trace = {"cells": cells, "images": images, "labels": labels, "units": torch.arange(4)}
+    r = ml.template_correlation(trace)
+    assert r[2] > 0.99 and r[0].abs() < 0.5
+    assert ml.weight_like_dimension(trace) == 2
 
 
 def test_memory_probe_sees_checkpointing_save_memory():
