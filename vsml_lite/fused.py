@@ -289,40 +289,19 @@ _module = None  # the compiled extension, loaded on first use
 _failed: Optional[str] = None  # why compiling failed, once it has
 
 
-#: A compile lock older than this is left over from a process that died while compiling (a
-#: compile takes about a minute); torch would wait for it forever, so it is removed.
-STALE_LOCK_SECONDS = 600
-
-
 def _build_directory() -> str:
     """Where the kernel is compiled: one folder per Python environment and torch version under
     torch's extension root (``$TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``).
-
-    torch's default folder is shared by every environment of a user, so two environments
-    rebuild the kernel in turn, and a process killed while compiling leaves a lock file behind
-    that makes every later process wait forever (seen here: a book build hung on it). Separate
-    folders stop the first; removing a lock older than :data:`STALE_LOCK_SECONDS` the second.
-    """
+    torch's default folder is shared by every environment of a user, so environments with
+    different torch builds (a project venv, a CI clone's venv) would rebuild the kernel over
+    each other's, about half a minute each time."""
     import hashlib
     import sys
-    import time
 
     root = os.environ.get("TORCH_EXTENSIONS_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "torch_extensions")
     env = hashlib.sha1(f"{sys.prefix}|{torch.__version__}".encode()).hexdigest()[:12]
     path = os.path.join(root, f"vsml_lite_fused_{env}")
     os.makedirs(path, exist_ok=True)
-    lock = os.path.join(path, "lock")
-    try:
-        age = time.time() - os.path.getmtime(lock)
-    except OSError:  # no lock: nobody is compiling
-        return path
-    if age > STALE_LOCK_SECONDS:
-        warnings.warn(f"vsml_lite.fused: removing a compile lock {age:.0f} s old, left by a process that "
-                      f"stopped while compiling: {lock}")
-        try:
-            os.remove(lock)
-        except OSError:
-            pass
     return path
 
 
