@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import vsml_lite as vl
 from vsml_lite import metalearn as ml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_backprop_cloning import parse_set  # noqa: E402
+from _cli import parse_set
 
 
 def main(argv=None) -> int:

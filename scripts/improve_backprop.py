@@ -16,9 +16,7 @@ history to FILE (the distributed test compares these between launches).
 
 from __future__ import annotations
 
-import argparse
 import sys
-from pathlib import Path
 
 import torch
 
@@ -26,28 +24,18 @@ import vsml_lite as vl
 from vsml_lite import backprop as bp
 from vsml_lite import improve
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_backprop_cloning import parse_set  # noqa: E402
+from _cli import artifact_parser, config_and_out
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", default=None, help="smoke, cpu or paper (default: $VSML_PRESET or cpu)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="override config fields, e.g. improve.generations=50")
-    parser.add_argument("--label", default=None, help="artifact name suffix (default: the preset)")
-    parser.add_argument("--out", default=None, help="artifact path without suffix "
-                        "(default: vsml_lite/pretrained/improve_backprop_<label>)")
-    parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
+    parser = artifact_parser(__doc__, improve.KIND, "improve.generations=50")
     parser.add_argument("--search-only", default=None, metavar="FILE",
                         help="run only the search, without checkpoints, and save its result to FILE")
     args = parser.parse_args(argv)
 
     improve.init_distributed_from_env()
     rank, world = improve.distributed_context()
-    cfg = vl.get_config(args.preset, seed=args.seed, device=args.device).override(parse_set(args.set))
+    cfg, out = config_and_out(args, improve.KIND)
     i = cfg.improve
     if args.search_only:
         clone_cfg, lstm = improve.load_source_clone(cfg)
@@ -56,7 +44,6 @@ def main(argv=None) -> int:
         if rank == 0:
             torch.save({"mean": result.mean, "history": result.history, "processes": world}, args.search_only)
         return 0
-    out = Path(args.out) if args.out else vl.pretrained_path(improve.KIND, args.label or cfg.preset)
     if args.fresh and rank == 0:
         out.with_suffix(".ckpt").unlink(missing_ok=True)
     if rank == 0:

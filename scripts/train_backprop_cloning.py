@@ -16,45 +16,19 @@ written.
 
 from __future__ import annotations
 
-import argparse
-import ast
 import sys
-from pathlib import Path
 
 import vsml_lite as vl
 from vsml_lite import backprop
 
-
-def parse_set(items):
-    """``["a.b=1", "c=x"]`` -> ``{"a.b": 1, "c": "x"}`` (values parsed as Python literals)."""
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--set needs key=value, got {item!r}")
-        try:
-            out[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            out[key] = value
-    return out
+from _cli import artifact_parser, config_and_out
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", default=None, help="smoke, cpu or paper (default: $VSML_PRESET or cpu)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="override config fields, e.g. backprop_cloning.test_steps=1000")
-    parser.add_argument("--label", default=None, help="artifact name suffix (default: the preset); "
-                        "name runs made with --set overrides, e.g. --label gpu")
-    parser.add_argument("--out", default=None, help="artifact path without suffix "
-                        "(default: vsml_lite/pretrained/backprop_cloning_<label>)")
-    parser.add_argument("--fresh", action="store_true", help="ignore existing checkpoints")
+    parser = artifact_parser(__doc__, backprop.KIND, "backprop_cloning.test_steps=1000")
     args = parser.parse_args(argv)
 
-    cfg = vl.get_config(args.preset, seed=args.seed, device=args.device).override(parse_set(args.set))
-    out = Path(args.out) if args.out else vl.pretrained_path(backprop.KIND, args.label or cfg.preset)
+    cfg, out = config_and_out(args, backprop.KIND)
     if args.fresh:
         for suffix in (".ckpt", ".eval.ckpt"):
             out.with_suffix(suffix).unlink(missing_ok=True)

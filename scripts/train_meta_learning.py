@@ -17,35 +17,22 @@ baselines and the memory probe (e.g. after widening the learning-rate grid of on
 
 from __future__ import annotations
 
-import argparse
 import sys
-from pathlib import Path
 
 import vsml_lite as vl
 from vsml_lite import metalearn as ml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_backprop_cloning import parse_set  # noqa: E402  (one --set parser for every script)
+from _cli import artifact_parser, config_and_out
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", default=None, help="smoke, cpu or paper (default: $VSML_PRESET or cpu)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="override config fields, e.g. meta_learning.iterations=500")
-    parser.add_argument("--label", default=None, help="artifact name suffix (default: the preset)")
-    parser.add_argument("--out", default=None, help="artifact path without suffix "
-                        "(default: vsml_lite/pretrained/meta_learning_<label>)")
-    parser.add_argument("--fresh", action="store_true", help="ignore existing checkpoints")
+    parser = artifact_parser(__doc__, ml.KIND, "meta_learning.iterations=500")
     parser.add_argument("--reevaluate", action="store_true",
                         help="keep the meta-trained learners of the existing artifact and run only the "
                              "meta-test, baselines and memory probe again with this config")
     args = parser.parse_args(argv)
 
-    cfg = vl.get_config(args.preset, seed=args.seed, device=args.device).override(parse_set(args.set))
-    out = Path(args.out) if args.out else vl.pretrained_path(ml.KIND, args.label or cfg.preset)
+    cfg, out = config_and_out(args, ml.KIND)
     if args.fresh:
         for model in ml.MODELS:
             out.with_suffix(f".{model}.ckpt").unlink(missing_ok=True)
