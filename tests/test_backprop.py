@@ -248,3 +248,47 @@ def test_hold_drift_reports_the_weight_held_over_time():
     d = bp.hold_drift(bp.new_clone_lstm(cfg), cfg, steps=6, weights=(-0.5, 0.5), copies=2, every=3)
     assert d["steps"].tolist() == [3, 6] and d["ratio"].shape == (2, 2)
     assert torch.isfinite(d["ratio"]).all()
+    assert d["bias"].shape == (2, 2)
+    # A constant input (a background pixel) needs no random numbers: any seed, same result.
+    lstm = bp.new_clone_lstm(cfg)
+    a, b = (bp.hold_drift(lstm, cfg, steps=4, weights=(0.5,), copies=2, every=2, seed=s,
+                          input_value=bp.background_value("mnist")) for s in (0, 1))
+    assert torch.equal(a["ratio"], b["ratio"]) and torch.equal(a["bias"], b["bias"])
+    c = bp.hold_drift(lstm, cfg, steps=4, weights=(0.5,), copies=2, every=2, seed=0)
+    assert not torch.equal(a["ratio"], c["ratio"])
+
+
+def test_background_value_is_a_blank_pixel_standardised():
+    from vsml_lite.data import NORMALIZATION
+
+    mean, std = NORMALIZATION["mnist"]
+    assert bp.background_value("mnist") == pytest.approx(-mean / std)
+    assert bp.background_value("mnist") == pytest.approx(-0.4242, abs=1e-4)
+    with pytest.raises(ValueError, match="unknown dataset 'cifar'"):
+        bp.background_value("cifar")
+
+
+def test_steady_fraction_gives_learners_one_constant_input():
+    gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    _, batches, _, _ = bp.sample_stage(_cfg(**{"backprop_cloning.steady_fraction": 1.0}), "local", None, gen(), "cpu")
+    xs = torch.stack([x for x, _ in batches])  # [rollout, G, n, 1]
+    assert torch.equal(xs, xs[:1, :, :1].expand_as(xs))  # one value per learner, every copy and step
+    assert xs[0, :, 0].unique().numel() == xs.shape[1]  # but a different one per learner
+    # The default (0) leaves Table 1's fresh inputs and the random stream as they were.
+    _, fresh, _, _ = bp.sample_stage(_cfg(), "local", None, gen(), "cpu")
+    _, zero, _, _ = bp.sample_stage(_cfg(**{"backprop_cloning.steady_fraction": 0.0}), "local", None, gen(), "cpu")
+    assert all(torch.equal(a, b) and torch.equal(e, f) for (a, e), (b, f) in zip(fresh, zero))
+    assert fresh[0][0][0, :, 0].unique().numel() == fresh[0][0].shape[1]
+
+
+def test_cloning_can_start_from_a_given_clone():
+    local_only = {"backprop_cloning.shallow_iterations": 0, "backprop_cloning.deep_gt_iterations": 0,
+                  "backprop_cloning.deep_own_iterations": 0, "backprop_cloning.local_iterations": 2}
+    start = bp.new_clone_lstm(_cfg(), seed=123).state_dict()
+    # With a zero learning rate, fine-tuning must hand back exactly the V_M it started from.
+    frozen = bp.train_backprop_cloning(_cfg(**local_only, **{"backprop_cloning.lr": 0.0}), progress=False, init=start)
+    assert all(torch.equal(v, start[k]) for k, v in frozen.lstm.state_dict().items())
+    fresh = bp.train_backprop_cloning(_cfg(**local_only, **{"backprop_cloning.lr": 0.0}), progress=False)
+    assert not torch.equal(fresh.lstm.w_hid, start["w_hid"])
+    moved = bp.train_backprop_cloning(_cfg(**local_only), progress=False, init=start)
+    assert not torch.equal(moved.lstm.w_hid, start["w_hid"])

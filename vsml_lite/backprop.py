@@ -392,9 +392,15 @@ def sample_stage(cfg: Config, stage: str, data: Optional[TensorData], gen: torch
         G = p.local_batch // n
         w = (torch.rand(G, 1, 1, generator=gen) * 2 - 1) * p.param_range
         b = (torch.rand(G, 1, 1, generator=gen) * 2 - 1) * p.param_range
+        steady = None
+        if p.steady_fraction > 0:  # background-pixel learners: one input for all copies and steps
+            steady = torch.rand(G, 1, 1, generator=gen) < p.steady_fraction
+            level = torch.randn(G, 1, 1, generator=gen) * cfg.data.random_std
         batches = []
         for _ in range(p.rollout):
             x = torch.randn(G, n, 1, generator=gen) * cfg.data.random_std
+            if steady is not None:
+                x = torch.where(steady, level, x)
             e = (torch.rand(G, n, 1, generator=gen) * 2 - 1) * p.error_range
             if p.hold_fraction > 0:  # some learners see no error at all this step: hold still
                 e = e * (torch.rand(G, 1, 1, generator=gen) >= p.hold_fraction)
@@ -483,7 +489,8 @@ class CloneTrainResult:
 
 
 def train_backprop_cloning(cfg: Config, checkpoint: Union[str, Path, None] = None,
-                           progress: bool = True, data: Optional[TensorData] = None) -> CloneTrainResult:
+                           progress: bool = True, data: Optional[TensorData] = None,
+                           init: Optional[Dict[str, torch.Tensor]] = None) -> CloneTrainResult:
     """Clone backpropagation into a sub-LSTM through the curriculum of Appendix B.
 
     Args:
@@ -494,6 +501,9 @@ def train_backprop_cloning(cfg: Config, checkpoint: Union[str, Path, None] = Non
         progress: tqdm bar over all stages.
         data: the MNIST training split (downsampled to ``input_side``); loaded when ``None``
             and a network stage is scheduled.
+        init: V_M to start from (a :class:`SubLSTM` state dict, e.g. a shipped clone's) instead
+            of a fresh sub-LSTM: fine-tuning (``scripts/finetune_backprop_clone.py``). A
+            checkpoint, when there is one, takes precedence.
     """
     from tqdm.auto import tqdm
 
@@ -507,7 +517,10 @@ def train_backprop_cloning(cfg: Config, checkpoint: Union[str, Path, None] = Non
     if data is None and any(s != "local" for s, _ in schedule):
         data = downsample_dataset(load_dataset("mnist", train=True, root=cfg.data.root,
                                                download=cfg.data.download), p.input_side)
-    lstm = new_clone_lstm(cfg).to(device)
+    lstm = new_clone_lstm(cfg)
+    if init is not None:
+        lstm.load_state_dict(init)
+    lstm = lstm.to(device)
     opt = sched = None  # a fresh Adam per stage: the stages' losses differ in scale
     pool: Dict[str, object] = {}  # the current stage's persistent learners (see _refresh_pool)
     gen = make_generator(cfg.seed + 1)
@@ -666,16 +679,23 @@ def fidelity(lstm: SubLSTM, cfg: Config, data: TensorData, layer_sizes: Sequence
 
 @torch.no_grad()
 def hold_drift(lstm: SubLSTM, cfg: Config, steps: int = 1000, weights: Sequence[float] = (-1.0, -0.5, -0.2, 0.2, 0.5, 1.0),
-               copies: int = 16, every: int = 10, seed: int = 0) -> Dict[str, torch.Tensor]:
+               copies: int = 16, every: int = 10, seed: int = 0,
+               input_value: Optional[float] = None) -> Dict[str, torch.Tensor]:
     """How well a clone holds its weights when nothing should change them.
 
-    Single connections holding ``weights`` (bias 0) run ``steps`` learner steps on inputs
-    like Table 1's (``N(0, std²)``) with no error at all (forward phase, backward phase with
-    ``e = 0``, averaging over ``copies``). Exact backpropagation leaves every weight as it is.
+    Single connections holding ``weights`` (bias 0) run ``steps`` learner steps with no error
+    at all (forward phase, backward phase with ``e = 0``, averaging over ``copies``). Exact
+    backpropagation leaves every weight as it is.
+
+    Args:
+        input_value: ``None``: inputs like Table 1's, ``N(0, std²)`` afresh for every copy and
+            step. A number: that input for every copy and step, like a background pixel
+            (:func:`background_value`), which every MNIST image shows the same.
 
     Returns:
-        ``steps [P]`` and ``ratio [P, W]``: the weight read from the state over the weight it
-        started from, every ``every`` steps.
+        ``steps [P]``, ``weights [W]``, ``ratio [P, W]`` (the weight read from the state over
+        the weight it started from, every ``every`` steps) and ``bias [P, W]`` (the bias read
+        from the state; it started at 0).
     """
     device = next(lstm.parameters()).device
     learner = make_learner(lstm, cfg, [1, 1])
@@ -683,16 +703,33 @@ def hold_drift(lstm: SubLSTM, cfg: Config, steps: int = 1000, weights: Sequence[
     state = learner.state_from_weights([(w0, torch.zeros_like(w0))], copies)
     gen = make_generator(seed)
     N = w0.shape[0] * copies
-    at, ratios = [], []
+    at, ratios, biases = [], [], []
     for t in range(1, steps + 1):
-        x = (torch.randn(N, 1, generator=gen) * cfg.data.random_std).to(device)
+        if input_value is None:
+            x = (torch.randn(N, 1, generator=gen) * cfg.data.random_std).to(device)
+        else:
+            x = torch.full((N, 1), float(input_value), device=device)
         state, inputs, _ = learner.forward(state, x)
         state, _ = learner.backward(state, inputs, x.new_zeros(N, 1))
         state = learner.average(state)
         if t % every == 0 or t == steps:
             at.append(t)
-            ratios.append((learner.read_weights(state)[0][0][:, 0, 0] / w0[:, 0, 0]).cpu())
-    return {"steps": torch.tensor(at), "ratio": torch.stack(ratios), "weights": w0[:, 0, 0].cpu()}
+            (w, b), = learner.read_weights(state)
+            ratios.append((w[:, 0, 0] / w0[:, 0, 0]).cpu())
+            biases.append(b[:, 0, 0].cpu())
+    return {"steps": torch.tensor(at), "ratio": torch.stack(ratios), "bias": torch.stack(biases),
+            "weights": w0[:, 0, 0].cpu()}
+
+
+def background_value(dataset: str) -> float:
+    """The standardised value of a blank pixel (raw 0) of ``dataset``: what every MNIST image
+    shows in most of its pixels, so a connection from such a pixel sees one constant input."""
+    from .data import NORMALIZATION
+
+    if dataset not in NORMALIZATION:
+        raise ValueError(f"unknown dataset {dataset!r}; valid: {', '.join(NORMALIZATION)}")
+    mean, std = NORMALIZATION[dataset]
+    return -mean / std
 
 
 # ----------------------------------------------------------------------------------------

@@ -166,6 +166,12 @@ class BackpropCloningConfig:
         hold_fraction: in stage ``local``, the fraction of learner steps with no error at all,
             where the weights must stay exactly as they are (a weight that drifts a little
             every step is far off after a thousand steps).
+        steady_fraction: in stage ``local``, the fraction of learners whose input is one value,
+            the same for every copy and every step of the rollout, like an MNIST background
+            pixel (about 70% of MNIST's pixels are exactly the background value). Table 1's
+            inputs are fresh every step, so a clone trained on them alone never meets a
+            constant input; with one, a small error of its hold dynamics compounds instead of
+            averaging out (Chapter 3 measures this).
         rollout: learner steps (forward + backward phase each) per cloning example.
         local_batch: sub-LSTMs per Adam step in stage ``local`` (Table 1: 32,768).
         local_copies: stage ``local`` groups its sub-LSTMs into learners of this many copies
@@ -205,6 +211,7 @@ class BackpropCloningConfig:
     param_range: float = 1.0
     error_range: float = 1.0
     hold_fraction: float = 0.0
+    steady_fraction: float = 0.0
     rollout: int = 4
     lr: float = 5e-3
     local_batch: int = 32_768

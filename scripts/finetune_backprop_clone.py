@@ -1,0 +1,82 @@
+"""Fine-tune a shipped backprop clone (Chapter 3) and see what it changed.
+
+Starts V_M from one of the clones of a backprop-cloning artifact, continues cloning with the
+artifact's config plus ``--set`` overrides (by default stage ``local`` only), then prints
+
+* how well the clone holds a weight when the input is the MNIST background value and no error
+  arrives (``bp.hold_drift``), before and after, and
+* a short shallow MNIST run of the clone beside SGD (``bp.learning_curves``), before and after.
+
+It is a probe for trying cloning changes on a clone that took GPU time to make; it writes no
+artifact (``--save`` keeps the fine-tuned V_M). For example, the steady-input experiment of
+Chapter 3::
+
+    python scripts/finetune_backprop_clone.py --clone random --set \\
+        backprop_cloning.local_batch=2048 backprop_cloning.local_iterations=3000 \\
+        backprop_cloning.lr=5e-4 backprop_cloning.steady_fraction=0.5
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+import vsml_lite as vl
+from vsml_lite import backprop as bp
+
+from _cli import parse_set
+
+
+def report(lstm, cfg, title: str, steps: int, seeds: int) -> None:
+    """Print the background-value hold and a short shallow MNIST run of ``lstm``."""
+    d = bp.hold_drift(lstm, cfg, steps=200, every=200, input_value=bp.background_value("mnist"))
+    ratio = ", ".join(f"{w:+.1f}: {r:.2f}" for w, r in zip(d["weights"].tolist(), d["ratio"][-1].tolist()))
+    print(f"[{title}] weight held / weight at start after 200 error-free steps at the background value: {ratio}")
+    print(f"[{title}] bias after those steps (started at 0): "
+          + ", ".join(f"{b:+.3f}" for b in d["bias"][-1].tolist()))
+    short = cfg.override({"backprop_cloning.test_steps": steps, "backprop_cloning.test_seeds": seeds})
+    train, test = bp.load_split(short, "mnist", True), bp.load_split(short, "mnist", False)
+    out = bp.learning_curves(lstm, short, train, test, bp.arrangement(short, "shallow"),
+                             seeds=list(range(seeds)), progress=False)
+    for who in ("clone", "sgd"):
+        acc = out[who]["test_accuracy"].mean(0)
+        print(f"[{title}] MNIST shallow, {who:5s} test accuracy at steps {out['eval_steps']}: "
+              + " ".join(f"{100 * a:.1f}" for a in acc.tolist()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--artifact", default=str(vl.pretrained_path(bp.KIND, "gpu")),
+                        help="backprop-cloning artifact to start from (default: the shipped one)")
+    parser.add_argument("--clone", choices=bp.CLONES, default="random",
+                        help="which of its clones: the full curriculum or random data only")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="config overrides; stages other than 'local' get 0 iterations unless set")
+    parser.add_argument("--steps", type=int, default=300, help="learner steps of the MNIST check")
+    parser.add_argument("--seeds", type=int, default=2, help="seeds of the MNIST check")
+    parser.add_argument("--save", default=None, help="write the fine-tuned V_M (state dict) here")
+    args = parser.parse_args()
+
+    record = vl.load_artifact(args.artifact)
+    cfg, clones = bp.load_backprop_clone(record)
+    stages_off = {f"backprop_cloning.{s}_iterations": 0 for s in bp.STAGES if s != "local"}
+    cfg = cfg.override({**stages_off, "device": "auto", **parse_set(args.set)})
+    print(f"fine-tuning the {args.clone!r} clone of {args.artifact} "
+          f"(code {record.meta['code_version']}); changed settings: {vl.config_diff(cfg, bp.load_backprop_clone(record)[0])}")
+    before = clones[args.clone]
+    report(before, cfg, "before", args.steps, args.seeds)
+    started = time.perf_counter()
+    result = bp.train_backprop_cloning(cfg, init=before.state_dict())
+    print(f"fine-tuned in {time.perf_counter() - started:.0f} s; last losses: "
+          + ", ".join(f"{k} {result.curves[k][-1]:.3f}" for k in ("forward", "backward", "update")))
+    with torch.no_grad():
+        report(result.lstm.cpu(), cfg, "after", args.steps, args.seeds)
+    if args.save:
+        torch.save(result.lstm.state_dict(), args.save)
+        print(f"saved V_M to {args.save}")
+
+
+if __name__ == "__main__":
+    main()
