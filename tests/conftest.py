@@ -1,5 +1,7 @@
 """Shared test fixtures. Tests are CPU-only, deterministic and offline."""
 
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -24,3 +26,24 @@ def data_root() -> Path:
     if not (root / "MNIST" / "raw" / "t10k-images-idx3-ubyte").exists():
         pytest.skip(f"MNIST not under {root}; set ${vl.DATA_ENV_VAR} (CI sets ../shared/data)")
     return root
+
+
+@pytest.fixture
+def interrupt_on_call(monkeypatch):
+    """``arm(module, name, n)`` patches ``module.name`` so that its ``n``-th call first sends
+    this process SIGINT (a Ctrl-C in the middle of a run), then runs as usual. ``arm`` returns
+    a function that puts the real one back, for the run that resumes."""
+
+    def arm(module, name: str, n: int):
+        real, calls = getattr(module, name), {"n": 0}
+
+        def interrupting(*args, **kw):
+            calls["n"] += 1
+            if calls["n"] == n:
+                os.kill(os.getpid(), signal.SIGINT)
+            return real(*args, **kw)
+
+        monkeypatch.setattr(module, name, interrupting)
+        return lambda: monkeypatch.setattr(module, name, real)
+
+    return arm

@@ -1,7 +1,5 @@
 """Chapter 3: cloning backpropagation (Section 3.2, Eq. 14, Appendix B) and the cloned learner."""
 
-import os
-import signal
 
 import pytest
 import torch
@@ -99,23 +97,15 @@ def test_cloning_reduces_the_losses():
         assert curves[key][-1] < 0.8 * curves[key][0], key
 
 
-def test_interrupted_cloning_resumes_to_the_same_result(tmp_path, monkeypatch):
+def test_interrupted_cloning_resumes_to_the_same_result(tmp_path, interrupt_on_call):
     cfg = _cfg()
     data = vl.TensorData(torch.randn(50, 16), torch.randint(10, (50,)), "mnist", True)
     straight = bp.train_backprop_cloning(cfg, progress=False, data=data)
     ckpt = tmp_path / "run.ckpt"
-    calls, real = {"n": 0}, bp.sample_stage
-
-    def interrupting(*args, **kw):
-        calls["n"] += 1
-        if calls["n"] == 15:  # Ctrl-C during iteration 15, in stage "shallow"
-            os.kill(os.getpid(), signal.SIGINT)
-        return real(*args, **kw)
-
-    monkeypatch.setattr(bp, "sample_stage", interrupting)
+    restore = interrupt_on_call(bp, "sample_stage", 15)  # Ctrl-C during iteration 15, in stage "shallow"
     with pytest.raises(KeyboardInterrupt, match="stopped at iteration 15"):
         bp.train_backprop_cloning(cfg, checkpoint=ckpt, progress=False, data=data)
-    monkeypatch.setattr(bp, "sample_stage", real)
+    restore()
     resumed = bp.train_backprop_cloning(cfg, checkpoint=ckpt, progress=False, data=data)
     assert resumed.resumed_from == 15
     for (k, a), (_, b) in zip(straight.lstm.state_dict().items(), resumed.lstm.state_dict().items()):

@@ -1,8 +1,6 @@
 """Chapter 2: forward cloning (Eq. 13) trains, checkpoints, resumes and saves artifacts."""
 
 import json
-import os
-import signal
 
 import pytest
 import torch
@@ -48,25 +46,16 @@ def test_training_reduces_the_error():
     assert trained < 0.5 * untrained
 
 
-def test_interrupted_training_resumes_to_the_same_result(tmp_path, monkeypatch):
+def test_interrupted_training_resumes_to_the_same_result(tmp_path, interrupt_on_call):
     cfg = _cfg(iterations=60)
     straight = cloning.train_forward_cloning(cfg, progress=False)
 
     ckpt = tmp_path / "run.ckpt"
-    calls = {"n": 0}
-    real = cloning.sample_batch
-
-    def interrupting(*args, **kw):
-        calls["n"] += 1
-        if calls["n"] == 33:  # Ctrl-C in the middle of iteration 33
-            os.kill(os.getpid(), signal.SIGINT)
-        return real(*args, **kw)
-
-    monkeypatch.setattr(cloning, "sample_batch", interrupting)
+    restore = interrupt_on_call(cloning, "sample_batch", 33)  # Ctrl-C in the middle of iteration 33
     with pytest.raises(KeyboardInterrupt, match="stopped at iteration 33"):
         cloning.train_forward_cloning(cfg, checkpoint=ckpt, progress=False)
     assert torch.load(ckpt, weights_only=False)["iteration"] == 33
-    monkeypatch.setattr(cloning, "sample_batch", real)
+    restore()
     resumed = cloning.train_forward_cloning(cfg, checkpoint=ckpt, progress=False)
     assert resumed.resumed_from == 33
     for (k, a), (_, b) in zip(straight.lstm.state_dict().items(), resumed.lstm.state_dict().items()):

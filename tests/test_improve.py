@@ -1,7 +1,6 @@
 """Chapter 5: CMA-ES on the cloned learner's V_M; the population axis; torch.distributed."""
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -74,25 +73,17 @@ def test_claims_are_decided_by_the_numbers():
     assert "improved 1.350, clone 1.200 ± 0.100" in improve.check_claims(rows(1.05, 1.35, 0.1), cfg)[1]["measured"]
 
 
-def test_interrupted_search_resumes_the_same_search(tmp_path, monkeypatch):
+def test_interrupted_search_resumes_the_same_search(tmp_path, interrupt_on_call):
     cfg = _cfg(**{"improve.generations": 4})
     clone_cfg = cfg
     lstm = bp.new_clone_lstm(cfg)
     train = _toy()
     straight = improve.search(cfg, lstm, clone_cfg, train, progress=False)
     ckpt = tmp_path / "search.ckpt"
-    calls, real = {"n": 0}, improve.generation_task
-
-    def interrupting(*args, **kw):
-        calls["n"] += 1
-        if calls["n"] == 2:  # Ctrl-C during generation 2
-            os.kill(os.getpid(), signal.SIGINT)
-        return real(*args, **kw)
-
-    monkeypatch.setattr(improve, "generation_task", interrupting)
+    restore = interrupt_on_call(improve, "generation_task", 2)  # Ctrl-C during generation 2
     with pytest.raises(KeyboardInterrupt, match="CMA-ES stopped at iteration 2"):
         improve.search(cfg, lstm, clone_cfg, train, checkpoint=ckpt, progress=False)
-    monkeypatch.setattr(improve, "generation_task", real)
+    restore()
     resumed = improve.search(cfg, lstm, clone_cfg, train, checkpoint=ckpt, progress=False)
     assert resumed.resumed_from == 2
     torch.testing.assert_close(resumed.mean, straight.mean, rtol=0, atol=0)

@@ -1,7 +1,5 @@
 """Chapter 4: meta-learning from scratch, the Meta RNN and the online-Adam baselines."""
 
-import os
-import signal
 
 import pytest
 import torch
@@ -141,22 +139,14 @@ def test_meta_training_lowers_the_loss():
     assert len(result.steps) == 6 and result.peak_memory_mb > 0
 
 
-def test_interrupted_meta_training_resumes_to_the_same_result(tmp_path, monkeypatch):
+def test_interrupted_meta_training_resumes_to_the_same_result(tmp_path, interrupt_on_call):
     cfg, data = _cfg(), _data()
     straight = ml.meta_train(cfg, "vsml", progress=False, data=data)
     ckpt = tmp_path / "run.ckpt"
-    calls, real = {"n": 0}, ml.sample_episodes
-
-    def interrupting(*args, **kw):
-        calls["n"] += 1
-        if calls["n"] == 3:  # Ctrl-C during iteration 3
-            os.kill(os.getpid(), signal.SIGINT)
-        return real(*args, **kw)
-
-    monkeypatch.setattr(ml, "sample_episodes", interrupting)
+    restore = interrupt_on_call(ml, "sample_episodes", 3)  # Ctrl-C during iteration 3
     with pytest.raises(KeyboardInterrupt, match="stopped at iteration 3"):
         ml.meta_train(cfg, "vsml", checkpoint=ckpt, progress=False, data=data)
-    monkeypatch.setattr(ml, "sample_episodes", real)
+    restore()
     resumed = ml.meta_train(cfg, "vsml", checkpoint=ckpt, progress=False, data=data)
     assert resumed.resumed_from == 3
     for (k, a), (_, b) in zip(straight.learner.state_dict().items(), resumed.learner.state_dict().items()):
