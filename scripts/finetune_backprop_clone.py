@@ -60,11 +60,11 @@ def main() -> None:
     args = parser.parse_args()
 
     record = vl.load_artifact(args.artifact)
-    cfg, clones = bp.load_backprop_clone(record)
+    made_with, clones = bp.load_backprop_clone(record)
     stages_off = {f"backprop_cloning.{s}_iterations": 0 for s in bp.STAGES if s != "local"}
-    cfg = cfg.override({**stages_off, "device": "auto", **parse_set(args.set)})
+    cfg = made_with.override({**stages_off, "device": "auto", **parse_set(args.set)})
     print(f"fine-tuning the {args.clone!r} clone of {args.artifact} "
-          f"(code {record.meta['code_version']}); changed settings: {vl.config_diff(cfg, bp.load_backprop_clone(record)[0])}")
+          f"(code {record.meta['code_version']}); changed settings: {vl.config_diff(cfg, made_with)}")
     before = clones[args.clone]
     report(before, cfg, "before", args.steps, args.seeds)
     started = time.perf_counter()

@@ -47,7 +47,7 @@ from torch import nn
 from .artifacts import live_path, load_checkpoint, save_artifact, save_checkpoint
 from .cloning import BIAS_SLOT, WEIGHT_SLOT, _StopRequest
 from .config import STATE_SCALE, Config
-from .data import NUM_CLASSES, TensorData, downsample_dataset, load_dataset
+from .data import NORMALIZATION, NUM_CLASSES, TensorData, downsample_dataset, load_dataset
 from .device import get_device, make_generator
 from .network import LayerState, SubLSTM, cross_entropy_error, dense_ticks
 
@@ -724,8 +724,6 @@ def hold_drift(lstm: SubLSTM, cfg: Config, steps: int = 1000, weights: Sequence[
 def background_value(dataset: str) -> float:
     """The standardised value of a blank pixel (raw 0) of ``dataset``: what every MNIST image
     shows in most of its pixels, so a connection from such a pixel sees one constant input."""
-    from .data import NORMALIZATION
-
     if dataset not in NORMALIZATION:
         raise ValueError(f"unknown dataset {dataset!r}; valid: {', '.join(NORMALIZATION)}")
     mean, std = NORMALIZATION[dataset]
