@@ -33,8 +33,8 @@ def main(argv=None) -> int:
                         help="run only the search, without checkpoints, and save its result to FILE")
     args = parser.parse_args(argv)
 
-    improve.init_distributed_from_env()
-    rank, world = improve.distributed_context()
+    vl.distributed.init_distributed_from_env()
+    rank, world = vl.distributed.distributed_context()
     cfg, out = config_and_out(args, improve.KIND)
     i = cfg.improve
     if args.search_only:

@@ -34,7 +34,7 @@ def test_formulas_the_clone_learns_equal_autograd():
     labels = torch.randint(3, (G, n), generator=gen)
     inputs, logits, errors, grads = bp.mlp_backprop(weights, x, labels)
     out_err = torch.softmax(logits, -1) - torch.nn.functional.one_hot(labels, 3)
-    errors2, grads2 = bp._errors_and_grads(weights, inputs, out_err)
+    errors2, grads2 = bp.errors_and_grads(weights, inputs, out_err)
     for a, b in zip(errors, errors2):
         torch.testing.assert_close(a, b)
     for (gw, gb), (gw2, gb2) in zip(grads, grads2):
@@ -102,7 +102,7 @@ def test_interrupted_cloning_resumes_to_the_same_result(tmp_path, interrupt_on_c
     data = vl.TensorData(torch.randn(50, 16), torch.randint(10, (50,)), "mnist", True)
     straight = bp.train_backprop_cloning(cfg, progress=False, data=data)
     ckpt = tmp_path / "run.ckpt"
-    restore = interrupt_on_call(bp, "sample_stage", 15)  # Ctrl-C during iteration 15, in stage "shallow"
+    restore = interrupt_on_call(bp.curriculum, "sample_stage", 15)  # Ctrl-C during iteration 15, in stage "shallow"
     with pytest.raises(KeyboardInterrupt, match="stopped at iteration 15"):
         bp.train_backprop_cloning(cfg, checkpoint=ckpt, progress=False, data=data)
     restore()

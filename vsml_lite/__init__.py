@@ -13,6 +13,9 @@ Modules:
     cloning  learning algorithm cloning: neural forward computation, Eq. 13 (Chapter 2)
     backprop learning algorithm cloning: backpropagation, Eq. 14; the cloned learner (Chapter 3)
     metalearn meta-learning a learning algorithm from scratch; Meta RNN and online-Adam baselines (Chapter 4)
+    improve  CMA-ES on the cloned learner's V_M (Chapter 5)
+    training the one resumable training loop every long run goes through
+    distributed  several processes on one run (torchrun): meta-gradients, CMA-ES populations
     artifacts  shipped weights + JSON records, resumable checkpoints
     viz      figures and ipywidgets explorers used by the chapters
 """
@@ -76,7 +79,7 @@ from .network import (
     dense_ticks,
     dense_ticks_reference,
 )
-from . import artifacts, backprop, cloning, fused, metalearn, viz
+from . import artifacts, backprop, cloning, distributed, fused, improve, metalearn, training, viz
 from .artifacts import load_artifact, pretrained_path, retrain_requested
 
 
@@ -114,6 +117,7 @@ __all__ = [
     "backprop",
     "build_network",
     "cloning",
+    "distributed",
     "config_diff",
     "count_equivalent_meta_rnn_variables",
     "count_learned_variables",
@@ -124,6 +128,7 @@ __all__ = [
     "dense_ticks_reference",
     "equivalence_sweep",
     "fused",
+    "improve",
     "get_config",
     "get_device",
     "get_dtype",
@@ -135,6 +140,7 @@ __all__ = [
     "pretrained_path",
     "retrain_requested",
     "seed_everything",
+    "training",
     "viz",
     "vs_meta_rnn_step",
     "vs_meta_rnn_step_reference",

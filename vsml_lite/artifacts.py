@@ -15,9 +15,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional, Union
+from typing import Any, Callable, Dict, Optional, Union
 
 import torch
 
@@ -87,10 +88,9 @@ def save_artifact(path: Union[str, Path], tensors: Dict[str, Any], meta: Dict[st
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = {**meta, "code_version": meta.get("code_version") or code_version()}
-    _atomic_save(tensors, path.with_suffix(".pt"))
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path.with_suffix(".json"))
+    _atomic_write(path.with_suffix(".pt"), lambda f: torch.save(tensors, f))
+    text = (json.dumps(meta, indent=1, sort_keys=True) + "\n").encode()
+    _atomic_write(path.with_suffix(".json"), lambda f: f.write(text))
     return path
 
 
@@ -106,18 +106,32 @@ def load_artifact(path: Union[str, Path]) -> Artifact:
                     meta=json.loads(js.read_text()))
 
 
-def _atomic_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temporary file, then rename: an interrupt never leaves half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+def _atomic_write(path: Path, write: Callable[[Any], Any]) -> None:
+    """Write a file so that a reader sees either the old file or the whole new one.
+
+    ``write(f)`` fills a temporary file of this process's own (``.<name>.<pid>.<random>.tmp``
+    in the same folder), which is flushed to disk and then renamed over ``path``; a rename
+    within one folder is atomic. A fixed temporary name would be shared by two processes
+    writing the same path: one renames the other's half-written file, or finds it gone.
+    Neither an interrupt nor a concurrent writer leaves a torn file (``tests/test_training.py``).
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def save_checkpoint(path: Union[str, Path], state: Dict[str, Any]) -> None:
-    """Atomically write a training checkpoint."""
+    """Atomically write a training checkpoint (see :func:`_atomic_write`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_save(state, path)
+    _atomic_write(path, lambda f: torch.save(state, f))
 
 
 def load_checkpoint(path: Union[str, Path]) -> Optional[Dict[str, Any]]:

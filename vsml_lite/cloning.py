@@ -17,8 +17,6 @@ exactly what the stacked network computes.
 
 from __future__ import annotations
 
-import signal
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
@@ -26,7 +24,8 @@ from typing import Dict, List, Optional, Tuple, Union
 import torch
 from torch import nn
 
-from .artifacts import live_path, load_checkpoint, save_artifact, save_checkpoint
+from . import training
+from .artifacts import live_path, save_artifact
 from .config import Config
 from .device import get_device, make_generator
 from .network import INPUT_SLOT, OUTPUT_SLOT, LayerState, SubLSTM, dense_ticks
@@ -142,17 +141,55 @@ class TrainResult:
     losses: List[float] = field(default_factory=list)
     seconds: float = 0.0
     resumed_from: int = 0
+    #: whether all iterations ran (``False`` when a deadline stopped the run, checkpointed)
+    finished: bool = True
+    #: the code versions that ran it (a run resumed across sessions may have several)
+    code_versions: List[str] = field(default_factory=list)
+
+
+class ForwardCloningTask:
+    """One Adam step on Eq. 13 per iteration: the forward-cloning run as a
+    :class:`~vsml_lite.training.Task`. Fresh random ``(x, w, b)`` every iteration from a
+    generator seeded by ``cfg.seed + 1`` (the data stream; distinct from the init stream)."""
+
+    name = "forward cloning"
+
+    def __init__(self, cfg: Config) -> None:
+        f = self.settings = cfg.forward_cloning
+        self.cfg, self.device = cfg, get_device(cfg.device)
+        self.total, self.log_every, self.checkpoint_every = f.iterations, f.log_every, f.checkpoint_every
+        self.lstm = new_sub_lstm(cfg).to(self.device)
+        self.opt = torch.optim.Adam(self.lstm.parameters(), lr=f.lr)
+        self.gen = make_generator(cfg.seed + 1)
+
+    def step(self, iteration: int) -> Dict[str, torch.Tensor]:
+        f = self.settings
+        x, w, b = sample_batch(f.batch_size, self.cfg.data.random_std, f.param_range, self.gen, self.device)
+        loss = nn.functional.smooth_l1_loss(predict(self.lstm, x, w, b, f.ticks), target(x, w, b))
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        return {"loss": loss.detach()}
+
+    def state_dict(self) -> Dict[str, object]:
+        return {"lstm": self.lstm.state_dict(), "optimizer": self.opt.state_dict(), "generator": self.gen.get_state()}
+
+    def load_state_dict(self, state: Dict[str, object]) -> None:
+        self.lstm.load_state_dict(state["lstm"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.gen.set_state(state["generator"])
 
 
 def train_forward_cloning(
     cfg: Config,
     checkpoint: Union[str, Path, None] = None,
     progress: bool = True,
+    deadline: Optional[float] = None,
 ) -> TrainResult:
     """Optimise a sub-LSTM for Eq. 13 with the settings of ``cfg.forward_cloning``.
 
     Adam at the Table 1 learning rate on the Smooth L1 loss between the scaled message and the
-    target, fresh random ``(x, w, b)`` every iteration from a generator seeded by ``cfg.seed``.
+    target (:class:`ForwardCloningTask`), run by :func:`vsml_lite.training.run`.
 
     Args:
         cfg: config; ``cfg.forward_cloning`` sets batch, iterations, learning rate, sizes.
@@ -160,99 +197,13 @@ def train_forward_cloning(
             random stream, so the result equals an uninterrupted run); it is rewritten every
             ``checkpoint_every`` iterations and on Ctrl-C / SIGTERM before the run stops.
         progress: show a tqdm progress bar.
+        deadline: stop (checkpointed) at this ``time.monotonic()``; see ``TrainResult.finished``.
     """
-    from tqdm.auto import tqdm
-
-    f = cfg.forward_cloning
-    device = get_device(cfg.device)
-    lstm = new_sub_lstm(cfg).to(device)
-    opt = torch.optim.Adam(lstm.parameters(), lr=f.lr)
-    gen = make_generator(cfg.seed + 1)  # the data stream; distinct from the init stream
-    result = TrainResult(lstm=lstm)
-    running = 0.0  # loss summed since the last logged point
-    state = load_checkpoint(checkpoint) if checkpoint is not None else None
-    if state is not None:
-        if state["config"] != cfg.to_dict():
-            raise ValueError(f"checkpoint {checkpoint} was made with another config; delete it or "
-                             "use the config it records")
-        lstm.load_state_dict(state["lstm"])
-        opt.load_state_dict(state["optimizer"])
-        gen.set_state(state["generator"])
-        result.steps, result.losses = state["steps"], state["losses"]
-        result.seconds, result.resumed_from = state["seconds"], state["iteration"]
-        running = state["running"]
-
-    def save(iteration: int) -> None:
-        if checkpoint is not None:
-            save_checkpoint(checkpoint, {"running": running,
-                "lstm": lstm.state_dict(), "optimizer": opt.state_dict(), "generator": gen.get_state(),
-                "iteration": iteration, "steps": result.steps, "losses": result.losses,
-                "seconds": result.seconds, "config": cfg.to_dict()})
-
-    start_it = result.resumed_from
-    started = time.perf_counter()
-    bar = tqdm(total=f.iterations, initial=start_it, disable=not progress, desc="forward cloning")
-    with _StopRequest() as stop:
-        for it in range(start_it, f.iterations):
-            x, w, b = sample_batch(f.batch_size, cfg.data.random_std, f.param_range, gen, device)
-            loss = nn.functional.smooth_l1_loss(predict(lstm, x, w, b, f.ticks), target(x, w, b))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            running += loss.item()
-            done = it + 1
-            if done % f.log_every == 0 or done == f.iterations:
-                span = done % f.log_every or f.log_every
-                result.steps.append(done)
-                result.losses.append(running / span)
-                bar.set_postfix(loss=f"{running / span:.2e}")
-                running = 0.0
-            bar.update(1)
-            if done % f.checkpoint_every == 0 or stop.requested:
-                result.seconds += time.perf_counter() - started
-                started = time.perf_counter()
-                save(done)
-            stop.stop_if_requested("forward cloning", done, checkpoint, bar)
-    bar.close()
-    result.seconds += time.perf_counter() - started
-    save(f.iterations)
-    return result
-
-
-class _StopRequest:
-    """While active, Ctrl-C (SIGINT) and SIGTERM only set ``requested``; the training loop
-    checks it between iterations, saves a checkpoint and stops. A second Ctrl-C stops at once."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._old: dict = {}
-
-    def _handle(self, signum, frame):
-        if self.requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __enter__(self) -> "_StopRequest":
-        for sig in self.SIGNALS:
-            try:
-                self._old[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread: leave signals alone
-                pass
-        return self
-
-    def stop_if_requested(self, what: str, iteration: int, checkpoint, bar) -> None:
-        """After the checkpoint is written: if a stop was requested, close the progress bar and
-        raise ``KeyboardInterrupt`` saying where the run stopped and how to resume it."""
-        if self.requested:
-            bar.close()
-            where = f"; progress is saved in {checkpoint}, run again to resume" if checkpoint else ""
-            raise KeyboardInterrupt(f"{what} stopped at iteration {iteration}{where}")
-
-    def __exit__(self, *exc) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
+    task = ForwardCloningTask(cfg)
+    out = training.run(task, checkpoint, training.config_guard(cfg), progress, deadline)
+    return TrainResult(lstm=task.lstm, steps=out.history["iteration"], losses=out.history.get("loss", []),
+                       seconds=out.seconds, resumed_from=out.resumed_from, finished=out.finished,
+                       code_versions=out.code_versions)
 
 
 def save_forward_clone(path: Union[str, Path], cfg: Config, result: TrainResult) -> Path:
@@ -265,19 +216,25 @@ def save_forward_clone(path: Union[str, Path], cfg: Config, result: TrainResult)
                     "train_seconds": round(result.seconds, 1),
                     "device": str(get_device(cfg.device))},
         "curves": {"steps": result.steps, "loss": result.losses},
+        "code_versions": result.code_versions,
     }
     return save_artifact(path, {"lstm": lstm_cpu.state_dict()}, meta)
 
 
-def train_and_save(cfg: Config, out: Union[str, Path, None] = None, progress: bool = True) -> Path:
+def train_and_save(cfg: Config, out: Union[str, Path, None] = None, progress: bool = True,
+                   checkpoint: Union[str, Path, None] = None, deadline: Optional[float] = None) -> Optional[Path]:
     """Train a forward clone resumably and save it as an artifact; returns its path.
 
-    ``out`` defaults to :func:`vsml_lite.artifacts.live_path`; the checkpoint ``<out>.ckpt``
-    lets an interrupted run resume and is removed once the artifact is written.
+    ``out`` defaults to :func:`vsml_lite.artifacts.live_path`; the checkpoint (default
+    ``<out>.ckpt``) lets an interrupted run resume and is removed once the artifact is
+    written. With a ``deadline`` (``time.monotonic()``) the run may stop early, checkpointed;
+    then nothing is written and ``None`` is returned.
     """
     out = Path(out) if out is not None else live_path(KIND, cfg.preset)
-    ckpt = out.with_suffix(".ckpt")
-    result = train_forward_cloning(cfg, checkpoint=ckpt, progress=progress)
+    ckpt = Path(checkpoint) if checkpoint is not None else out.with_suffix(".ckpt")
+    result = train_forward_cloning(cfg, checkpoint=ckpt, progress=progress, deadline=deadline)
+    if not result.finished:
+        return None
     path = save_forward_clone(out, cfg, result)
     ckpt.unlink(missing_ok=True)
     return path

@@ -20,7 +20,6 @@ the same populations and the result equals the single-process one.
 from __future__ import annotations
 
 import math
-import os
 import pickle
 import time
 from dataclasses import dataclass, field
@@ -32,11 +31,12 @@ import torch
 from torch import nn
 
 from . import backprop as bp
-from .artifacts import live_path, load_artifact, load_checkpoint, pretrained_path, save_artifact, save_checkpoint
-from .cloning import _StopRequest
+from . import training
+from .artifacts import live_path, load_artifact, pretrained_path, save_artifact
 from .config import Config
 from .data import TensorData
 from .device import get_device, make_generator
+from .distributed import all_reduce_sum, distributed_context
 from .network import SubLSTM
 
 #: Name of the artifact kind (``vsml_lite/pretrained/improve_backprop_<preset>``).
@@ -132,36 +132,12 @@ def population_losses(like: SubLSTM, vectors: torch.Tensor, cfg: Config, layer_s
 # torch.distributed: spreading the population over processes
 # ----------------------------------------------------------------------------------------
 
-def distributed_context():
-    """``(rank, world_size)``: from an initialised default process group, else ``(0, 1)``."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def init_distributed_from_env() -> bool:
-    """Under ``torchrun`` (``WORLD_SIZE`` > 1 in the environment), initialise the default
-    process group (gloo on the CPU, NCCL on GPUs); returns whether it did."""
-    import torch.distributed as dist
-
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
-        return False
-    dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    if torch.cuda.is_available():
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    return True
-
-
 def spread_population_losses(like: SubLSTM, vectors: torch.Tensor, cfg: Config, layer_sizes, weights,
                              xs, ys, chunk: int) -> torch.Tensor:
     """:func:`population_losses`, with the chunks dealt round-robin to the processes of the
-    default process group and the results combined with ``all_reduce`` (each entry is computed
+    default process group and the results combined with an all-reduce (each entry is computed
     by exactly one process; the others contribute 0). Without a process group it is
     :func:`population_losses`. Returns ``[P, T]`` on every process."""
-    import torch.distributed as dist
-
     rank, world = distributed_context()
     if world == 1:
         return population_losses(like, vectors, cfg, layer_sizes, weights, xs, ys, chunk)
@@ -171,10 +147,7 @@ def spread_population_losses(like: SubLSTM, vectors: torch.Tensor, cfg: Config, 
         if k % world == rank:
             out[start : start + chunk] = population_losses(like, vectors[start : start + chunk], cfg,
                                                            layer_sizes, weights, xs, ys, chunk)
-    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
-    out = out.to(device)
-    dist.all_reduce(out, op=dist.ReduceOp.SUM)
-    return out.cpu()
+    return all_reduce_sum(out)
 
 
 # ----------------------------------------------------------------------------------------
@@ -229,76 +202,80 @@ class SearchResult:
     population: int = 0
     seconds: float = 0.0
     resumed_from: int = 0
+    #: whether all generations ran (``False`` when a deadline stopped the search, checkpointed)
+    finished: bool = True
+    #: the code versions that ran it (a search resumed across sessions may have several)
+    code_versions: List[str] = field(default_factory=list)
+
+
+class SearchTask:
+    """One CMA-ES generation per iteration, as a :class:`~vsml_lite.training.Task`.
+
+    Each generation evaluates, in one batched run, the CMA-ES mean, the starting clone and the
+    population on the generation's task (:func:`generation_task`), then tells CMA-ES the
+    population's losses. The metrics ``mean_loss`` and ``clone_loss`` compare the first two
+    on the same task. ``cma`` samples from numpy's global generator, so its state is part of
+    the checkpoint.
+    """
+
+    name = "CMA-ES"
+
+    def __init__(self, cfg: Config, lstm: SubLSTM, clone_cfg: Config, train: TensorData) -> None:
+        import cma
+
+        i = self.settings = cfg.improve
+        self.cfg, self.lstm, self.train = cfg, lstm, train
+        self.total, self.log_every, self.checkpoint_every = i.generations, 1, 1
+        self.run_cfg = search_config(cfg, clone_cfg)
+        self.sizes = bp.arrangement(self.run_cfg, "shallow")
+        self.device = next(lstm.parameters()).device
+        self.start = to_vector(lstm)
+        self.popsize = population_size(cfg, self.start.numel())
+        self.es = cma.CMAEvolutionStrategy(self.start.numpy(), i.sigma0,
+                                           {"seed": cfg.seed + 1, "popsize": self.popsize, "verbose": -9,
+                                            "CMA_diagonal": i.diagonal})
+
+    def step(self, generation: int) -> Dict[str, object]:
+        es = self.es
+        candidates = torch.as_tensor(np.asarray(es.ask()), dtype=torch.float64)  # [P, D]
+        mean = torch.as_tensor(es.mean, dtype=torch.float64)
+        weights, xs, ys = generation_task(self.cfg, self.train, generation, self.sizes, self.device)
+        vectors = torch.cat([mean[None], self.start[None], candidates])
+        losses = spread_population_losses(self.lstm, vectors, self.run_cfg, self.sizes, weights, xs, ys,
+                                          self.settings.population_chunk).mean(1)  # [P + 2]
+        fitness = losses[2:].double().numpy()
+        es.tell(list(candidates.numpy()), fitness.tolist())
+        return {"mean_loss": losses[0], "clone_loss": losses[1], "best_loss": float(fitness.min()),
+                "population_loss": float(fitness.mean()), "sigma": float(es.sigma)}
+
+    def state_dict(self) -> Dict[str, object]:
+        return {"es": pickle.dumps(self.es), "numpy_random": np.random.get_state()}
+
+    def load_state_dict(self, state: Dict[str, object]) -> None:
+        self.es = pickle.loads(state["es"])
+        np.random.set_state(state["numpy_random"])
 
 
 def search(cfg: Config, lstm: SubLSTM, clone_cfg: Config, train: TensorData,
-           checkpoint: Union[str, Path, None] = None, progress: bool = True) -> SearchResult:
+           checkpoint: Union[str, Path, None] = None, progress: bool = True,
+           deadline: Optional[float] = None) -> SearchResult:
     """CMA-ES on V_M, starting at ``lstm``'s (Table 2: initial step size ``sigma0``,
-    ``generations`` iterations, ``inner_steps`` learner steps of ``learner_batch`` examples).
+    ``generations`` iterations, ``inner_steps`` learner steps of ``learner_batch`` examples):
+    :class:`SearchTask` run by :func:`vsml_lite.training.run`, checkpointed every generation.
 
-    Each generation evaluates, in one batched run, the CMA-ES mean, the starting clone and the
-    population (history ``mean_loss`` and ``clone_loss`` compare the first two on the same
-    task), then tells CMA-ES the population's losses. The CMA-ES state (and numpy's random
-    state, which ``cma`` samples from) is checkpointed every generation; a resumed run
-    continues the same search. Under ``torch.distributed`` every process must call this with
-    the same arguments; only rank 0 writes the checkpoint and shows progress.
+    Under ``torch.distributed`` every process must call this with the same arguments; only
+    rank 0 writes the checkpoint and shows progress. ``deadline``: stop (checkpointed) at this
+    ``time.monotonic()``; see ``finished``.
     """
-    import cma
-    from tqdm.auto import tqdm
-
-    i = cfg.improve
+    task = SearchTask(cfg, lstm, clone_cfg, train)
     rank, _ = distributed_context()
-    run_cfg = search_config(cfg, clone_cfg)
-    sizes = bp.arrangement(run_cfg, "shallow")
-    device = next(lstm.parameters()).device
-    start = to_vector(lstm)
-    popsize = population_size(cfg, start.numel())
-    state = load_checkpoint(checkpoint) if checkpoint is not None else None
-    if state is not None:
-        if state["config"] != cfg.to_dict():
-            raise ValueError(f"checkpoint {checkpoint} was made with another config; delete it or "
-                             "use the config it records")
-        es = pickle.loads(state["es"])
-        np.random.set_state(state["numpy_random"])
-        history, seconds, first = state["history"], state["seconds"], state["generation"]
-    else:
-        es = cma.CMAEvolutionStrategy(start.numpy(), i.sigma0,
-                                      {"seed": cfg.seed + 1, "popsize": popsize, "verbose": -9,
-                                       "CMA_diagonal": i.diagonal})
-        history = {"generation": [], "mean_loss": [], "clone_loss": [], "best_loss": [],
-                   "population_loss": [], "sigma": []}
-        seconds, first = 0.0, 0
-
-    def save(generation: int) -> None:
-        if checkpoint is not None and rank == 0:
-            save_checkpoint(checkpoint, {"es": pickle.dumps(es), "numpy_random": np.random.get_state(),
-                                         "history": history, "seconds": seconds, "generation": generation,
-                                         "config": cfg.to_dict()})
-
-    bar = tqdm(total=i.generations, initial=first, disable=not progress or rank != 0, desc="CMA-ES generations")
-    with _StopRequest() as stop:
-        for g in range(first, i.generations):
-            began = time.perf_counter()
-            candidates = torch.as_tensor(np.asarray(es.ask()), dtype=torch.float64)  # [P, D]
-            mean = torch.as_tensor(es.mean, dtype=torch.float64)
-            weights, xs, ys = generation_task(cfg, train, g, sizes, device)
-            vectors = torch.cat([mean[None], start[None], candidates])
-            losses = spread_population_losses(lstm, vectors, run_cfg, sizes, weights, xs, ys,
-                                              i.population_chunk).mean(1)  # [P + 2]
-            fitness = losses[2:].double().numpy()
-            es.tell(list(candidates.numpy()), fitness.tolist())
-            for key, value in (("generation", g + 1), ("mean_loss", losses[0].item()),
-                               ("clone_loss", losses[1].item()), ("best_loss", float(fitness.min())),
-                               ("population_loss", float(fitness.mean())), ("sigma", float(es.sigma))):
-                history[key].append(value)
-            seconds += time.perf_counter() - began
-            save(g + 1)
-            bar.update(1)
-            bar.set_postfix(mean=f"{losses[0]:.4f}", clone=f"{losses[1]:.4f}", sigma=f"{es.sigma:.3f}")
-            stop.stop_if_requested("CMA-ES", g + 1, checkpoint, bar)
-    bar.close()
-    return SearchResult(start=start, mean=torch.as_tensor(es.mean, dtype=torch.float64), history=history,
-                        population=popsize, seconds=seconds, resumed_from=first)
+    out = training.run(task, checkpoint, training.config_guard(cfg), progress, deadline, writer=rank == 0)
+    history = {"generation": out.history["iteration"],
+               **{k: out.history.get(k, []) for k in ("mean_loss", "clone_loss", "best_loss",
+                                                      "population_loss", "sigma")}}
+    return SearchResult(start=task.start, mean=torch.as_tensor(task.es.mean, dtype=torch.float64), history=history,
+                        population=task.popsize, seconds=out.seconds, resumed_from=out.resumed_from,
+                        finished=out.finished, code_versions=out.code_versions)
 
 
 # ----------------------------------------------------------------------------------------
@@ -388,7 +365,7 @@ def save_improved(path: Union[str, Path], cfg: Config, clone_cfg: Config, result
                         "search_seconds": round(result.seconds, 1), "eval_seconds": round(eval_seconds, 1),
                         "processes": world, "device": str(get_device(cfg.device)),
                         "results": rows, "claims": check_claims(rows, cfg)},
-            "curves": {"search": result.history}}
+            "curves": {"search": result.history}, "code_versions": result.code_versions}
     tensors = {"start": result.start, "improved": result.mean,
                "curves": {ds: {name: {k: v for k, v in curves[ds][name].items()} for name in LEARNERS}
                           for ds in TEST_DATASETS},
@@ -397,19 +374,23 @@ def save_improved(path: Union[str, Path], cfg: Config, clone_cfg: Config, result
     return save_artifact(path, tensors, meta)
 
 
-def train_and_save(cfg: Config, out: Union[str, Path, None] = None, progress: bool = True) -> Optional[Path]:
-    """Search (resumably: ``<out>.ckpt``), meta-test and save the artifact; returns its path
-    (``None`` on processes other than rank 0, which only help with the search)."""
+def train_and_save(cfg: Config, out: Union[str, Path, None] = None, progress: bool = True,
+                   checkpoint: Union[str, Path, None] = None, deadline: Optional[float] = None) -> Optional[Path]:
+    """Search (resumably: ``checkpoint``, default ``<out>.ckpt``), meta-test and save the
+    artifact; returns its path. ``None`` on processes other than rank 0 (which only help with
+    the search), and when a ``deadline`` (``time.monotonic()``) stopped the search early,
+    checkpointed."""
     out = Path(out) if out is not None else live_path(KIND, cfg.preset)
+    ckpt = Path(checkpoint) if checkpoint is not None else out.with_suffix(".ckpt")
     clone_cfg, lstm = load_source_clone(cfg)
     train = bp.load_split(search_config(cfg, clone_cfg), "mnist", train=True)
-    result = search(cfg, lstm, clone_cfg, train, checkpoint=out.with_suffix(".ckpt"), progress=progress)
-    if distributed_context()[0] != 0:
+    result = search(cfg, lstm, clone_cfg, train, checkpoint=ckpt, progress=progress, deadline=deadline)
+    if distributed_context()[0] != 0 or not result.finished:
         return None
     began = time.perf_counter()
     curves = meta_test(cfg, clone_cfg, {"clone": lstm, "improved": load_vector(lstm, result.mean)}, progress)
     path = save_improved(out, cfg, clone_cfg, result, curves, time.perf_counter() - began)
-    out.with_suffix(".ckpt").unlink(missing_ok=True)
+    ckpt.unlink(missing_ok=True)
     return path
 
 
