@@ -41,8 +41,6 @@ from .network import SubLSTM
 
 #: Name of the artifact kind (``vsml_lite/pretrained/improve_backprop_<preset>``).
 KIND = "improve_backprop"
-#: Label of the Chapter 3 artifact whose clone the search starts from.
-SOURCE_ARTIFACT = "gpu"
 #: The learners compared at meta-test time.
 LEARNERS = ("clone", "improved", "sgd")
 LABELS = {"clone": "cloned backprop", "improved": "improved by CMA-ES", "sgd": "SGD (autograd)"}
@@ -166,10 +164,10 @@ def search_config(cfg: Config, clone_cfg: Config) -> Config:
         "backprop_cloning.eval_examples": i.eval_examples})
 
 
-def load_source_clone(cfg: Config, label: str = SOURCE_ARTIFACT):
+def load_source_clone(cfg: Config):
     """``(clone_cfg, lstm)``: the Chapter 3 clone named by ``cfg.improve.source_clone`` from
-    the shipped artifact ``backprop_cloning_<label>``."""
-    record = load_artifact(pretrained_path(bp.KIND, label))
+    the artifact ``backprop_cloning_<cfg.improve.source_artifact>``."""
+    record = load_artifact(pretrained_path(bp.KIND, cfg.improve.source_artifact))
     clone_cfg, clones = bp.load_backprop_clone(record)
     name = cfg.improve.source_clone
     if name not in clones:
@@ -359,7 +357,7 @@ def save_improved(path: Union[str, Path], cfg: Config, clone_cfg: Config, result
     rows = results_table(curves, cfg)
     _, world = distributed_context()
     meta = {"kind": KIND, "preset": cfg.preset, "seed": cfg.seed, "config": cfg.to_dict(),
-            "source": {"artifact": f"{bp.KIND}_{SOURCE_ARTIFACT}", "clone": cfg.improve.source_clone,
+            "source": {"artifact": f"{bp.KIND}_{cfg.improve.source_artifact}", "clone": cfg.improve.source_clone,
                        "config": clone_cfg.to_dict()},
             "metrics": {"population": result.population, "dimension": int(result.start.numel()),
                         "search_seconds": round(result.seconds, 1), "eval_seconds": round(eval_seconds, 1),

@@ -121,11 +121,14 @@ def run_key(clone: str, dataset: str, arch: str) -> str:
 
 
 def evaluate_clones(cfg: Config, lstms: Dict[str, SubLSTM], cache: Union[str, Path, None] = None,
-                    progress: bool = True, evaluations=EVALUATIONS) -> Dict[str, Dict]:
+                    progress: bool = True, evaluations=EVALUATIONS,
+                    deadline: Optional[float] = None) -> Dict[str, Dict]:
     """Fidelity and learning curves of every run in ``evaluations``.
 
     ``cache``: finished runs are saved there one by one, so an interrupted evaluation resumes
-    where it stopped. Returns ``{run_key: {"fidelity": {...}, "curves": {...}}}``.
+    where it stopped. ``deadline`` (``time.monotonic()``): start no new run after it (the
+    result then lacks the runs not done). Returns ``{run_key: {"fidelity": {...}, "curves":
+    {...}}}``.
     """
     p = cfg.backprop_cloning
     done = (load_checkpoint(cache) or {}) if cache is not None else {}
@@ -137,6 +140,8 @@ def evaluate_clones(cfg: Config, lstms: Dict[str, SubLSTM], cache: Union[str, Pa
         key = run_key(clone, dataset, arch)
         if key in done:
             continue
+        if deadline is not None and time.monotonic() >= deadline:
+            break
         for train in (True, False):
             if (dataset, train) not in splits:
                 splits[dataset, train] = load_split(cfg, dataset, train)
@@ -218,7 +223,9 @@ def train_and_save(cfg: Config, out: Union[str, Path, None] = None, progress: bo
     device = get_device(cfg.device)
     lstms = {k: v.to(device) for k, v in lstms.items()}
     started = time.perf_counter()
-    results = evaluate_clones(cfg, lstms, cache=eval_ckpt, progress=progress)
+    results = evaluate_clones(cfg, lstms, cache=eval_ckpt, progress=progress, deadline=deadline)
+    if len(results) < len(EVALUATIONS):  # the deadline came first; the evaluation resumes next time
+        return None
     path = save_backprop_clone(out, cfg, result, results, time.perf_counter() - started)
     ckpt.unlink(missing_ok=True)
     eval_ckpt.unlink(missing_ok=True)

@@ -1,0 +1,57 @@
+"""Campaigns: sessions continue one another exactly, one campaign per folder, and the queue
+waits for what a run needs."""
+
+import json
+
+import pytest
+import torch
+
+import vsml_lite as vl
+from vsml_lite import campaign, cloning
+
+
+def test_two_short_sessions_continue_one_another_exactly(tmp_path, monkeypatch):
+    monkeypatch.setattr(campaign, "RESERVE_SECONDS", 0.0)
+    directory, out = tmp_path / "campaign", tmp_path / "artifacts"
+    args = dict(device="cpu", directory=directory, out_dir=out, kinds=["forward_cloning"], preset="smoke",
+                progress=False)
+    first = campaign.run_campaign(0.2 / 60, **args)  # a 0.2 s window: part of the 300 iterations
+    run = first["runs"][0]
+    assert run["kind"] == "forward_cloning" and run["state"] == "running" and 0 < run["done"] < 300
+    assert (directory / "forward_cloning_smoke.ckpt").exists() and not list(out.glob("*.json"))
+
+    second = campaign.run_campaign(30, **args)
+    run = second["runs"][0]
+    assert run["state"] == "finished" and run["done"] == run["total"] == 300
+    assert not (directory / "forward_cloning_smoke.ckpt").exists()
+    assert [s["runs"]["forward_cloning"]["iterations"] for s in second["sessions"]] == [first["runs"][0]["done"],
+                                                                                       300 - first["runs"][0]["done"]]
+    assert run["rate_per_second"]["cpu"] > 0
+
+    record = vl.load_artifact(out / "forward_cloning_smoke")
+    straight = cloning.train_forward_cloning(vl.get_config("smoke").override({"device": "cpu"}), progress=False)
+    for k, v in straight.lstm.state_dict().items():
+        torch.testing.assert_close(record.tensors["lstm"][k], v, rtol=0, atol=0, msg=k)
+    assert record.meta["curves"]["loss"] == pytest.approx(straight.losses)
+    assert record.meta["code_versions"] == [vl.artifacts.code_version()]
+    assert json.loads((directory / "progress.json").read_text())["runs"][0]["state"] == "finished"
+
+
+def test_one_campaign_per_folder(tmp_path):
+    with campaign._exclusive(tmp_path):
+        with pytest.raises(RuntimeError, match="another campaign is running"):
+            campaign.run_campaign(1, device="cpu", directory=tmp_path, out_dir=tmp_path, preset="smoke",
+                                  progress=False)
+
+
+def test_the_improvement_waits_for_its_clone(tmp_path):
+    cfg = vl.get_config("paper")
+    run = campaign.run_for("improve_backprop")
+    st = campaign.status(run, cfg, tmp_path, tmp_path)
+    expected = "finished" if (vl.artifacts.PRETRAINED_DIR / "improve_backprop_paper.json").exists() else "waiting"
+    if not (vl.artifacts.PRETRAINED_DIR / "backprop_cloning_paper.json").exists():
+        assert st["state"] == expected and st["waiting_for"] == ["backprop_cloning_paper"]
+    with pytest.raises(ValueError, match="unknown campaign run 'cma'; valid: forward_cloning"):
+        campaign.run_for("cma")
+    with pytest.raises(ValueError, match="minutes must be positive"):
+        campaign.run_campaign(0, preset="smoke", directory=tmp_path)
