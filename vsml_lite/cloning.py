@@ -24,10 +24,10 @@ from typing import Dict, List, Optional, Tuple, Union
 import torch
 from torch import nn
 
-from . import training
+from . import compiled, training
 from .artifacts import live_path, save_artifact
 from .config import Config
-from .device import get_device, make_generator
+from .device import get_device, make_generator, to_device
 from .network import INPUT_SLOT, OUTPUT_SLOT, LayerState, SubLSTM, dense_ticks
 
 #: Appendix C: the target is scaled by 20 and w, b are stored scaled down by 20, so that
@@ -84,7 +84,7 @@ def sample_batch(batch: int, std: float, param_range: float, gen: torch.Generato
     x = torch.randn(batch, generator=gen) * std
     w = (torch.rand(batch, generator=gen) * 2 - 1) * param_range
     b = (torch.rand(batch, generator=gen) * 2 - 1) * param_range
-    return tuple(t.to(device) for t in (x, w, b)) if device is not None else (x, w, b)
+    return tuple(to_device(t, device) for t in (x, w, b))
 
 
 def evaluation_grid(cfg: Config, bias: float = 0.0, x_max: Optional[float] = None):
@@ -159,13 +159,19 @@ class ForwardCloningTask:
         self.cfg, self.device = cfg, get_device(cfg.device)
         self.total, self.log_every, self.checkpoint_every = f.iterations, f.log_every, f.checkpoint_every
         self.lstm = new_sub_lstm(cfg).to(self.device)
-        self.opt = torch.optim.Adam(self.lstm.parameters(), lr=f.lr)
+        self.opt = torch.optim.Adam(self.lstm.parameters(), lr=f.lr, fused=self.device.type == "cuda")
         self.gen = make_generator(cfg.seed + 1)
+        self.loss = compiled.Step(self.loss_eager, compiled.resolve(cfg.compile, self.device), self.name)
+
+    def loss_eager(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """The Smooth L1 loss of Eq. 13 on one batch (what :attr:`loss` compiles)."""
+        return nn.functional.smooth_l1_loss(predict(self.lstm, x, w, b, self.settings.ticks), target(x, w, b))
 
     def step(self, iteration: int) -> Dict[str, torch.Tensor]:
         f = self.settings
         x, w, b = sample_batch(f.batch_size, self.cfg.data.random_std, f.param_range, self.gen, self.device)
-        loss = nn.functional.smooth_l1_loss(predict(self.lstm, x, w, b, f.ticks), target(x, w, b))
+        compiled.mark_step_begin(self.device)
+        loss = self.loss(x, w, b)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()

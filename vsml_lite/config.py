@@ -354,6 +354,10 @@ class Config:
         seed: seed for every random generator of the run (see :func:`vsml_lite.seed_everything`).
         device: ``"auto"`` (CUDA when available, else CPU), ``"cpu"`` or ``"cuda[:k]"``.
         dtype: ``"float32"`` (default) or ``"float64"``.
+        compile: how the training steps run (:mod:`vsml_lite.compiled`): ``"auto"`` (compiled
+            with CUDA graphs on a GPU, eager on the CPU, where the fused kernel is faster),
+            ``"off"``, ``"default"`` or ``"reduce-overhead"`` (``torch.compile`` modes).
+            Where a run executes, not what it computes: a checkpoint resumes under any setting.
         data: :class:`DataConfig`.
         eq4: :class:`Eq4Config` (Chapter 1).
         network: :class:`NetworkConfig` (the VSML network, Chapters 2-5).
@@ -367,6 +371,7 @@ class Config:
     seed: int = 0
     device: str = "auto"
     dtype: str = "float32"
+    compile: str = "auto"
     data: DataConfig = field(default_factory=DataConfig)
     eq4: Eq4Config = field(default_factory=Eq4Config)
     network: NetworkConfig = field(default_factory=NetworkConfig)

@@ -62,3 +62,19 @@ def make_generator(seed: int, device: Optional[torch.device] = None) -> torch.Ge
     gen = torch.Generator(device=device if device is not None else "cpu")
     gen.manual_seed(seed)
     return gen
+
+
+def to_device(t: torch.Tensor, device: Optional[torch.device]) -> torch.Tensor:
+    """``t`` (drawn or indexed on the CPU) on ``device``, without stalling the host on a GPU.
+
+    A copy from ordinary (pageable) host memory makes the host wait until the GPU has reached
+    the copy, so the CPU could not prepare the next batch while the GPU computes. From pinned
+    memory the copy is queued like a kernel (``non_blocking``); PyTorch's pinned-memory cache
+    keeps the buffer until the copy is done.
+    """
+    if device is None:
+        return t
+    device = torch.device(device)
+    if device.type == "cuda" and t.device.type == "cpu":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)

@@ -15,6 +15,7 @@ Each stage gets a fresh Adam with cosine decay; the run goes through
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,10 +24,10 @@ from typing import Dict, List, Optional, Tuple, Union
 import torch
 from torch import nn
 
-from .. import training
+from .. import compiled, training
 from ..config import Config
 from ..data import NUM_CLASSES, TensorData, downsample_dataset, load_dataset
-from ..device import get_device, make_generator
+from ..device import get_device, make_generator, to_device
 from ..network import SubLSTM, cross_entropy_error
 from .ground_truth import Weights, errors_and_grads, init_weights, mlp_backprop, mlp_forward, mlp_sgd_step
 from .learner import CloneLearner, CloneState, learning_rate, make_learner, new_clone_lstm
@@ -134,8 +135,8 @@ def sample_stage(cfg: Config, stage: str, data: Optional[TensorData], gen: torch
             e = (torch.rand(G, n, 1, generator=gen) * 2 - 1) * p.error_range
             if p.hold_fraction > 0:  # some learners see no error at all this step: hold still
                 e = e * (torch.rand(G, 1, 1, generator=gen) >= p.hold_fraction)
-            batches.append((x.to(device), e.to(device)))
-        return [(w.to(device), b.to(device))], batches, "errors", False
+            batches.append((to_device(x, device), to_device(e, device)))
+        return [(to_device(w, device), to_device(b, device))], batches, "errors", False
     if data is None:
         raise ValueError(f"stage {stage!r} needs the MNIST training split")
     G, n = p.net_groups, p.net_learner_batch
@@ -148,7 +149,7 @@ def sample_stage(cfg: Config, stage: str, data: Optional[TensorData], gen: torch
     batches = []
     for _ in range(p.rollout):
         idx = torch.randint(len(data), (G, n), generator=gen)
-        batches.append((data.images[idx].to(device), data.labels[idx].to(device)))
+        batches.append((to_device(data.images[idx], device), to_device(data.labels[idx], device)))
     return weights, batches, "labels", stage == "deep_gt"
 
 
@@ -166,7 +167,7 @@ def _refresh_pool(pool: Dict[str, object], learner: "CloneLearner", fresh: Weigh
         return fresh, fresh_state
     G = fresh[0][0].shape[0]
     reset = torch.rand(G, generator=gen) < 1.0 / horizon  # [G]
-    reset = reset.to(fresh[0][0].device)
+    reset = to_device(reset, fresh[0][0].device)
     weights = [(torch.where(reset[:, None, None], fw, pw), torch.where(reset[:, None, None], fb, pb))
                for (fw, fb), (pw, pb) in zip(fresh, pool["weights"])]
     r = reset.repeat_interleave(n)[:, None, None, None]
@@ -237,6 +238,9 @@ class BackpropCloningTask:
             lstm.load_state_dict(init)
         self.lstm = lstm.to(self.device)
         self.learners = {s: make_learner(self.lstm, cfg, stage_sizes(cfg, s)) for s, _ in self.schedule}
+        mode = compiled.resolve(cfg.compile, self.device)
+        self.rollouts = {s: compiled.Step(functools.partial(rollout_losses, learner), mode, f"{self.name} ({s})")
+                         for s, learner in self.learners.items()}
         self.gen = make_generator(cfg.seed + 1)
         self.opt = self.sched = self.opt_stage = None
         self.pool: Dict[str, object] = {}  # the current stage's persistent learners (see _refresh_pool)
@@ -254,7 +258,8 @@ class BackpropCloningTask:
 
     def _start_optimizer(self, stage: str, its: int) -> None:
         p = self.settings
-        self.opt = torch.optim.Adam(self.lstm.parameters(), lr=p.lr if stage == "local" else p.net_lr)
+        self.opt = torch.optim.Adam(self.lstm.parameters(), lr=p.lr if stage == "local" else p.net_lr,
+                                    fused=self.device.type == "cuda")
         self.sched = torch.optim.lr_scheduler.LambdaLR(
             self.opt, lambda i, its=its: 0.5 * (1 + math.cos(math.pi * min(i, its) / its)))
         self.opt_stage = stage
@@ -274,8 +279,9 @@ class BackpropCloningTask:
         weights, batches, errors_from, given = sample_stage(cfg, stage, self.data, self.gen, self.device)
         # Continue the pool's learners; fresh ones replace a few (see _refresh_pool).
         weights, start = _refresh_pool(self.pool, learner, weights, batches[0][0].shape[1], p.horizon, self.gen)
-        losses, final = rollout_losses(learner, weights, batches, learning_rate(cfg), p.value_unit,
-                                       p.update_unit, errors_from, given, state=start)
+        compiled.mark_step_begin(self.device)
+        losses, final = self.rollouts[stage](weights, batches, learning_rate(cfg), p.value_unit,
+                                             p.update_unit, errors_from, given, state=start)
         self.pool["state"] = [(h.detach(), c.detach()) for h, c in final.layers]
         self.pool["weights"] = [(w.detach(), b.detach()) for w, b in learner.read_weights(final)]
         loss = losses["forward"] + losses["backward"] + p.update_loss_weight * losses["update"]

@@ -4,14 +4,14 @@
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint as _checkpoint
 
 from ..data import NUM_CLASSES, OnlineStream, TensorData
-from ..device import make_generator
+from ..device import make_generator, to_device
 from ..network import LayerState, cross_entropy_error
 
 
@@ -30,7 +30,8 @@ def unflatten_state(like, tensors: Sequence[torch.Tensor]):
 
 
 def unroll(learner: nn.Module, images: torch.Tensor, labels: torch.Tensor, state,
-           state_clip: Optional[float] = None, chunk: int = 0, error: Optional[torch.Tensor] = None):
+           state_clip: Optional[float] = None, chunk: int = 0, error: Optional[torch.Tensor] = None,
+           step: Optional[Callable] = None):
     """Run ``learner`` online over an episode: step ``t`` sees ``images[t]`` and the error of
     step ``t - 1`` (zeros at ``t = 0``).
 
@@ -40,6 +41,8 @@ def unroll(learner: nn.Module, images: torch.Tensor, labels: torch.Tensor, state
         chunk: when gradients are enabled and ``chunk > 0``, checkpoint every ``chunk`` steps
             (see the module docstring); the result is the same.
         error: the error entering step 0 (default zeros).
+        step: what runs one step (default ``learner.step``; a compiled version of it, see
+            :class:`vsml_lite.compiled.Step`).
 
     Returns:
         ``(logits [T, n, C], final state, final error [n, C])``.
@@ -49,11 +52,12 @@ def unroll(learner: nn.Module, images: torch.Tensor, labels: torch.Tensor, state
         raise ValueError(f"images must have shape [T, n, A] = [{T}, {n}, A], got {list(images.shape)}")
     if error is None:
         error = images.new_zeros(n, NUM_CLASSES)
+    step = learner.step if step is None else step
 
     def run(lo: int, hi: int, err: torch.Tensor, *flat: torch.Tensor):
         st, ys = unflatten_state(state, flat), []
         for t in range(lo, hi):
-            st, y = learner.step(st, images[t], err, state_clip=state_clip)
+            st, y = step(st, images[t], err, state_clip=state_clip)
             err = cross_entropy_error(y, labels[t])  # fed back at the next step
             ys.append(y)
         return (torch.stack(ys), err, *flatten_state(st))
@@ -83,7 +87,7 @@ def sample_episodes(data: TensorData, batch: int, length: int, gen: torch.Genera
         perm = torch.argsort(torch.rand(batch, NUM_CLASSES, generator=gen), dim=1)  # [n, C]
         labels = perm.gather(1, labels)
     dev = data.images.device
-    return data.images[idx.to(dev)].transpose(0, 1), labels.to(dev).transpose(0, 1)
+    return data.images[to_device(idx, dev)].transpose(0, 1), to_device(labels, dev).transpose(0, 1)
 
 
 def test_streams(data: TensorData, seeds: Sequence[int], steps: int) -> Tuple[torch.Tensor, torch.Tensor]:

@@ -11,7 +11,7 @@ from typing import Dict, List, Optional, Union
 import torch
 from torch import nn
 
-from .. import training
+from .. import compiled, training
 from ..config import Config
 from ..data import NUM_CLASSES, TensorData, downsample_dataset, load_dataset
 from ..device import get_device, make_generator
@@ -67,7 +67,9 @@ class MetaTrainingTask:
         self.total, self.log_every, self.checkpoint_every = m.iterations, m.log_every, m.checkpoint_every
         self.data = load_split(cfg, "mnist", train=True) if data is None else data
         self.learner = build_learner(cfg, model, make_generator(cfg.seed))
-        self.opt = torch.optim.Adam(self.learner.parameters(), lr=m.lr)
+        self.opt = torch.optim.Adam(self.learner.parameters(), lr=m.lr, fused=self.device.type == "cuda")
+        mode = compiled.resolve(cfg.compile, self.device, graphs=False)
+        self.learner_step = compiled.Step(self.learner.step, mode, f"{self.name} (one step)")
         self.gen = make_generator(cfg.seed + 1)  # episodes and initial states
         self.peak_memory_mb = 0.0
 
@@ -81,14 +83,15 @@ class MetaTrainingTask:
         self.opt.zero_grad(set_to_none=True)
         _, world = distributed_context()
         if world == 1:
-            logits, _, _ = unroll(self.learner, images, labels, state0, m.state_clip, m.checkpoint_chunk)
+            logits, _, _ = unroll(self.learner, images, labels, state0, m.state_clip, m.checkpoint_chunk,
+                                  step=self.learner_step)
             loss = nn.functional.cross_entropy(logits.reshape(-1, NUM_CLASSES), labels.reshape(-1))
             loss.backward()
             return {"loss": loss.detach(), "accuracy": (logits.argmax(-1) == labels).float().mean()}
         mine = shard(m.meta_batch)  # this process's episodes
         state0 = unflatten_state(state0, [t[mine] for t in flatten_state(state0)])
         logits, _, _ = unroll(self.learner, images[:, mine], labels[:, mine], state0, m.state_clip,
-                              m.checkpoint_chunk)
+                              m.checkpoint_chunk, step=self.learner_step)
         count = labels.numel()  # every process's share divided by the whole batch's size
         loss = nn.functional.cross_entropy(logits.reshape(-1, NUM_CLASSES), labels[:, mine].reshape(-1),
                                            reduction="sum") / count
