@@ -5,6 +5,7 @@ MNIST (Section 3.3), meta-tested with online Adam on the same streams (Figure 6)
     python scripts/train_meta_learning.py --preset paper     # 28 x 28 inputs; needs a GPU
     python scripts/train_meta_learning.py --preset cpu \\
         --set meta_learning.iterations=500                  # any config field, recorded
+    torchrun --nproc_per_node 4 scripts/train_meta_learning.py --preset paper   # episodes over 4 processes
 
 Writes vsml_lite/pretrained/meta_learning_<label>.{pt,json} (label: --label, else the preset):
 both learners' V_M, the meta-test curves, and a JSON record (config, seed, preset, code
@@ -13,6 +14,8 @@ table and the three claims of Figure 6). Meta-training checkpoints to <out>.<mod
 interrupted run (Ctrl-C, SIGTERM) resumes when started again with the same arguments.
 --reevaluate keeps the learners of an existing artifact and redoes only the meta-test, the
 baselines and the memory probe (e.g. after widening the learning-rate grid of online Adam).
+Under torchrun every process unrolls its share of each batch of episodes and the
+meta-gradients are summed (gloo on CPUs, NCCL on GPUs); rank 0 evaluates and writes.
 """
 
 from __future__ import annotations
@@ -32,15 +35,21 @@ def main(argv=None) -> int:
                              "meta-test, baselines and memory probe again with this config")
     args = parser.parse_args(argv)
 
+    vl.distributed.init_distributed_from_env()
+    rank, world = vl.distributed.distributed_context()
     cfg, out = config_and_out(args, ml.KIND)
-    if args.fresh:
+    if args.reevaluate and world > 1:
+        raise SystemExit("--reevaluate runs in one process; start it without torchrun")
+    if args.fresh and rank == 0:
         for model in ml.MODELS:
             out.with_suffix(f".{model}.ckpt").unlink(missing_ok=True)
     m = cfg.meta_learning
     print(f"meta-learning from scratch, preset {cfg.preset}: {m.input_side}x{m.input_side} inputs, "
           f"{m.iterations} iterations of {m.meta_batch} episodes x {m.episode_length} steps, "
-          f"device {vl.get_device(cfg.device)}")
+          f"device {vl.get_device(cfg.device)}, {world} process(es)")
     path = ml.reevaluate(cfg, out) if args.reevaluate else ml.train_and_save(cfg, out)
+    if path is None:  # a helper process of torchrun: rank 0 reports
+        return 0
     meta = vl.load_artifact(path).meta["metrics"]
     for model, r in meta["meta_training"].items():
         print(f"{model}: {r['seconds']} s meta-training, peak memory {r['peak_memory_mb']} MB, "

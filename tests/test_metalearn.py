@@ -265,3 +265,37 @@ def test_reevaluate_keeps_the_learners_and_refuses_other_training(tmp_path, data
     assert after.tensors["curves"]["vsml/mnist"]["accuracy"].shape[0] == 20
     with pytest.raises(ValueError, match="other meta_learning.iterations"):
         ml.reevaluate(cfg.override({"meta_learning.iterations": 7}), path, progress=False)
+
+
+def _data_parallel_worker(rank, world, init_file, cfg_dict, out):
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        cfg = vl.Config.from_dict(cfg_dict)
+        task = ml.MetaTrainingTask(cfg, "vsml", _data(n=40, side=4))
+        metrics = task.meta_gradient()
+        if rank == 0:
+            torch.save({"grads": {k: p.grad for k, p in task.learner.named_parameters() if p.grad is not None},
+                        "metrics": metrics}, out)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_gloo_processes_give_the_single_process_meta_gradient(tmp_path):
+    """Data-parallel meta-training: each process unrolls half of the episodes; the summed
+    meta-gradient equals one process's over all of them."""
+    import torch.multiprocessing as mp
+
+    cfg = _cfg(**{"meta_learning.meta_batch": 5})  # 3 + 2 episodes: uneven shares
+    single = ml.MetaTrainingTask(cfg, "vsml", _data(n=40, side=4))
+    metrics = single.meta_gradient()
+    out = tmp_path / "spread.pt"
+    mp.spawn(_data_parallel_worker, args=(2, str(tmp_path / "init"), cfg.to_dict(), str(out)), nprocs=2, join=True)
+    spread = torch.load(out)
+    for k, p in single.learner.named_parameters():
+        if p.grad is not None:
+            torch.testing.assert_close(spread["grads"][k], p.grad, rtol=1e-4, atol=1e-7, msg=k)
+    for k in ("loss", "accuracy"):
+        torch.testing.assert_close(spread["metrics"][k].float(), metrics[k].float(), rtol=1e-5, atol=1e-6)
