@@ -44,7 +44,9 @@ def artifact_parser(description: str, kind: str, set_example: str) -> argparse.A
 
 
 def config_and_out(args: argparse.Namespace, kind: str) -> Tuple[vl.Config, Path]:
-    """The run's config (preset, seed, device, ``--set``) and its artifact path."""
+    """The run's config (preset, seed, device, ``--set``) and its artifact path. Also lowers
+    torch's threads to the cores other processes leave free (:func:`vsml_lite.device.use_free_cores`)."""
+    vl.device.use_free_cores()
     cfg = vl.get_config(args.preset, seed=args.seed, device=args.device).override(parse_set(args.set))
     out = Path(args.out) if args.out else vl.pretrained_path(kind, args.label or cfg.preset)
     return cfg, out

@@ -10,6 +10,11 @@ import torch
 import vsml_lite as vl
 
 
+def pytest_configure(config):
+    # A campaign may hold one of the two cores: use the free ones (see vl.device.use_free_cores).
+    vl.device.use_free_cores()
+
+
 def pytest_collection_modifyitems(config, items):
     if torch.cuda.is_available():
         return

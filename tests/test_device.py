@@ -1,5 +1,7 @@
 """Device and seed helpers."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -45,3 +47,19 @@ def test_vs_step_on_gpu_matches_cpu():
     cpu = vl.vs_meta_rnn_step(s, W, C, b)
     gpu = vl.vs_meta_rnn_step(*(t.cuda() for t in (s, W, C, b)))
     torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-5, atol=1e-5)
+
+
+def test_busy_cores_sees_another_process_spinning():
+    import subprocess
+    import sys
+    import time
+
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        busy = vl.device.busy_cores(0.5)
+    finally:
+        spinner.kill()
+        spinner.wait()
+    assert busy is not None and busy > 0.5
+    assert 1 <= vl.device.free_cores(0.05) <= (os.cpu_count() or 1)

@@ -33,7 +33,7 @@ from . import cloning, improve
 from . import metalearn as ml
 from .artifacts import PRETRAINED_DIR, code_version, load_checkpoint
 from .config import Config, get_config
-from .device import get_device
+from .device import get_device, use_free_cores
 
 #: The campaign folder in the repository.
 DEFAULT_DIRECTORY = Path(__file__).resolve().parent.parent / "campaign"
@@ -139,6 +139,8 @@ def run_campaign(minutes: float, device: str = "auto", threads: Optional[int] = 
         if threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")
         torch.set_num_threads(threads)
+    elif get_device(device).type == "cpu":
+        use_free_cores()
     started_wall, started = _now(), time.monotonic()
     deadline = started + max(minutes * 60 - RESERVE_SECONDS, 0.0)
     directory, out_dir = Path(directory), Path(out_dir)
