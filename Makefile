@@ -2,7 +2,7 @@
 #
 #   make book   set up .venv, fetch the book's browser scripts, build the book (executing every
 #               chapter) and print where the HTML is
-#   make test   set up .venv, then: pytest, the chapter/notebook drift check, the benchmark
+#   make test   set up .venv, then: pytest, the chapter/notebook drift check, the benchmarks
 #               in smoke mode, every chapter under nbval (retraining live at the smoke preset),
 #               and a strict book build (smoke preset, shipped artifacts)
 #
@@ -37,6 +37,7 @@ test: $(STAMP) assets
 	VSML_PRESET=smoke python -m pytest -q tests
 	python scripts/chapters.py check
 	python scripts/benchmark_network.py --smoke
+	VSML_PRESET=smoke python scripts/benchmark_gpu.py --smoke --device cpu --out _build/benchmark-smoke.json
 	VSML_PRESET=smoke VSML_RETRAIN=1 python -m pytest -q --nbval-lax --nbval-cell-timeout=600 -p no:cacheprovider $(CHAPTERS)
 	$(call build_book_with_retry,VSML_PRESET=smoke,--path-output _build/test)
 	@echo "All tests passed; the smoke-preset book is at file://$(CURDIR)/_build/test/_build/html/index.html"

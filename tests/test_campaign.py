@@ -55,3 +55,21 @@ def test_the_improvement_waits_for_its_clone(tmp_path):
         campaign.run_for("cma")
     with pytest.raises(ValueError, match="minutes must be positive"):
         campaign.run_campaign(0, preset="smoke", directory=tmp_path)
+
+
+def test_chapters_get_the_paper_scale_result_or_where_the_campaign_stands(tmp_path, monkeypatch):
+    monkeypatch.setattr(campaign, "RESERVE_SECONDS", 0.0)
+    out, directory = tmp_path / "artifacts", tmp_path / "campaign"
+    shown = campaign.paper_scale("forward_cloning", out, directory)
+    assert shown["rows"] is None and "campaign/progress.json" in shown["note"]
+    campaign.run_campaign(0.2 / 60, device="cpu", directory=directory, out_dir=out, kinds=["forward_cloning"],
+                          preset="smoke", progress=False)
+    shown = campaign.paper_scale("forward_cloning", out, directory)
+    assert shown["rows"] is None and "of 300 iterations" in shown["note"]
+    # A finished run: the record's numbers, in the chapter's columns.
+    path = cloning.train_and_save(vl.get_config("smoke").override({"device": "cpu"}), out / "forward_cloning_paper",
+                                  progress=False)
+    shown = campaign.paper_scale("forward_cloning", out, directory)
+    meta = vl.load_artifact(path).meta
+    assert shown["rows"][1]["mean |error|"] == meta["metrics"]["trained"]["mean_abs_error"]
+    assert shown["note"].startswith("At the paper's scale") and shown["claims"] is None

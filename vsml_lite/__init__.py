@@ -16,6 +16,8 @@ Modules:
     improve  CMA-ES on the cloned learner's V_M (Chapter 5)
     training the one resumable training loop every long run goes through
     distributed  several processes on one run (torchrun): meta-gradients, CMA-ES populations
+    compiled torch.compile / CUDA graphs for the training steps on a GPU
+    campaign the paper-scale runs, carried over many short sessions (scripts/campaign.py)
     artifacts  shipped weights + JSON records, resumable checkpoints
     viz      figures and ipywidgets explorers used by the chapters
 """
@@ -79,7 +81,8 @@ from .network import (
     dense_ticks,
     dense_ticks_reference,
 )
-from . import artifacts, backprop, cloning, distributed, fused, improve, metalearn, training, viz
+from . import artifacts, backprop, cloning, compiled, distributed, fused, improve, metalearn, training, viz
+from . import campaign
 from .artifacts import load_artifact, pretrained_path, retrain_requested
 
 
@@ -116,7 +119,9 @@ __all__ = [
     "b_tilde",
     "backprop",
     "build_network",
+    "campaign",
     "cloning",
+    "compiled",
     "distributed",
     "config_diff",
     "count_equivalent_meta_rnn_variables",

@@ -246,3 +246,70 @@ def progress_table(record: Dict[str, Any]) -> List[Dict[str, Any]]:
                      "hours left": ", ".join(f"{d}: {v:g}" for d, v in r["hours_left"].items()) or "-",
                      "checkpoint MB": r["checkpoint_mb"]})
     return rows
+
+
+def paper_scale(kind: str, out_dir: Union[str, Path] = PRETRAINED_DIR,
+                directory: Union[str, Path] = DEFAULT_DIRECTORY) -> Dict[str, Any]:
+    """What a chapter shows of its paper-scale run: ``{"note", "rows", "claims"}``.
+
+    When the campaign has written ``<kind>_paper``: ``note`` says its scale and what made it,
+    ``rows`` is the chapter's results table from its record (the same columns as the smaller
+    run's) and ``claims`` the paper's claims judged on it (Chapters 4 and 5), else ``None``.
+    Otherwise ``note`` says where the campaign stands (``campaign/progress.json``) and ``rows``
+    and ``claims`` are ``None``.
+    """
+    run_for(kind)  # unknown kinds are an error
+    path = Path(out_dir) / f"{kind}_{PRESET}"
+    if not path.with_suffix(".json").exists():
+        return {"note": _campaign_note(kind, Path(directory)), "rows": None, "claims": None}
+    from .artifacts import load_artifact
+
+    meta = load_artifact(path).meta
+    m = meta["metrics"]
+    rows, claims = None, None
+    if kind == cloning.KIND:
+        rows = [{"sub-LSTM": f"{name}, paper scale", "mean |error|": m[name]["mean_abs_error"],
+                 "max |error|": m[name]["max_abs_error"], "mean |target|": m[name]["mean_abs_target"],
+                 "grid points": m[name]["grid_points"]} for name in ("untrained", "trained")]
+    elif kind == bp.KIND:
+        rows = [{c: r[c] for c in bp.ACCURACY_COLUMNS} for r in m["accuracy"]]
+    elif kind == ml.KIND:
+        rows, claims = ml.public_rows(m["results"]), m["claims"]
+    elif kind == improve.KIND:
+        rows, claims = improve.public_rows(m["results"]), m["claims"]
+    versions = meta.get("code_versions") or [meta["code_version"]]
+    if isinstance(versions, dict):  # one list per meta-trained model
+        versions = sorted({v for vs in versions.values() for v in vs})
+    note = (f"At the paper's scale (preset `{meta['preset']}`, seed {meta['seed']}), made by the campaign on "
+            f"{m.get('device', 'the recorded device')} with code {', '.join(versions)}:")
+    return {"note": note, "rows": rows, "claims": claims}
+
+
+def _campaign_note(kind: str, directory: Path) -> str:
+    path = directory / "progress.json"
+    if not path.exists():
+        return (f"No paper-scale run of this chapter has finished yet; `scripts/campaign.py` carries it "
+                "(its progress is kept in the repository's `campaign/progress.json`).")
+    record = json.loads(path.read_text())
+    r = next((r for r in record["runs"] if r["kind"] == kind), None)
+    if r is None:
+        return "No paper-scale run of this chapter has started yet (`scripts/campaign.py`)."
+    left = ", ".join(f"{v:g} h on {d}" for d, v in r.get("hours_left", {}).items())
+    return (f"No paper-scale run of this chapter has finished yet: the campaign (`scripts/campaign.py`) "
+            f"had done {r['done']:,} of {r['total']:,} iterations ({r['percent']:g}%) on {record['updated'][:10]}"
+            + (f"; at the rates measured so far about {left} remain." if left else ".")
+            + " Every number in this chapter is from the smaller run.")
+
+
+def paper_scale_markdown(kind: str, float_format: str = ".3g", **where) -> str:
+    """:func:`paper_scale` as Markdown for a chapter: the note, then the results table and the
+    claims table when the paper-scale run has finished."""
+    from .viz import markdown_table
+
+    shown = paper_scale(kind, **where)
+    parts = [shown["note"]]
+    if shown["rows"]:
+        parts.append(markdown_table(shown["rows"], float_format))
+    if shown["claims"]:
+        parts.append(markdown_table(shown["claims"]))
+    return "\n\n".join(parts)
