@@ -2,7 +2,6 @@
 the config guard and the code versions a checkpoint records."""
 
 import multiprocessing as mp
-import time
 
 import pytest
 import torch

@@ -4,7 +4,8 @@ Kirsch & Schmidhuber, *Meta Learning Backpropagation And Improving It* (NeurIPS 
 The package behind the vsml-book; every chapter imports it as ``import vsml_lite as vl``.
 
 Modules:
-    config   one typed config with presets ``smoke``, ``cpu``, ``paper`` (:func:`get_config`)
+    config   one typed config (a section per chapter)
+    presets  its presets ``smoke``, ``cpu``, ``paper`` (:func:`get_config`)
     device   device, dtype and seed helpers
     vanilla  Eqs. 1-4: Meta RNN, VS Meta RNN, the sparse shared matrix W̃ (Chapter 1)
     data     MNIST / Fashion-MNIST, online streams, the random stream of Table 1
@@ -28,7 +29,6 @@ __version__ = "0.1.0"
 from .config import (
     DEFAULT_PRESET,
     PRESET_ENV_VAR,
-    PRESETS,
     RANDOM_DATA_STD,
     Config,
     DataConfig,
@@ -36,9 +36,8 @@ from .config import (
     ForwardCloningConfig,
     MetaLearningConfig,
     NetworkConfig,
-    config_diff,
-    get_config,
 )
+from .presets import PRESETS, config_diff, get_config
 from .data import (
     DATA_ENV_VAR,
     DATASETS,

@@ -32,7 +32,8 @@ from . import backprop as bp
 from . import cloning, improve
 from . import metalearn as ml
 from .artifacts import PRETRAINED_DIR, code_version, load_checkpoint
-from .config import Config, get_config
+from .config import Config
+from .presets import get_config
 from .device import get_device, use_free_cores
 
 #: The campaign folder in the repository.
@@ -288,7 +289,7 @@ def paper_scale(kind: str, out_dir: Union[str, Path] = PRETRAINED_DIR,
 def _campaign_note(kind: str, directory: Path) -> str:
     path = directory / "progress.json"
     if not path.exists():
-        return (f"No paper-scale run of this chapter has finished yet; `scripts/campaign.py` carries it "
+        return ("No paper-scale run of this chapter has finished yet; `scripts/campaign.py` carries it "
                 "(its progress is kept in the repository's `campaign/progress.json`).")
     record = json.loads(path.read_text())
     r = next((r for r in record["runs"] if r["kind"] == kind), None)
