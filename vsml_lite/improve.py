@@ -90,6 +90,7 @@ class _ParameterView:
     def __init__(self, params: Dict[str, torch.Tensor], like: SubLSTM) -> None:
         self.__dict__.update(params)
         self.hidden_size, self.msg_size, self.position_inputs = like.hidden_size, like.msg_size, like.position_inputs
+        self.gate_scale, self.gate_bias = like.gate_scale, like.gate_bias
         if "w_pos" not in params:
             self.w_pos = None
 

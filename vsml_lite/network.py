@@ -119,6 +119,11 @@ class SubLSTM(nn.Module):
         self.fwd_bias = nn.Parameter(torch.zeros(M))
         self.bwd_proj = init(H, M, fan_in=H)
         self.bwd_bias = nn.Parameter(torch.zeros(M))
+        # Constants of the fast path (see _gate_constants), made once and moved with the
+        # module instead of rebuilt at every tick; not part of the state dict (not V_M).
+        scale, bias = _gate_constants(H, torch.zeros(()))
+        self.register_buffer("gate_scale", scale, persistent=False)
+        self.register_buffer("gate_bias", bias, persistent=False)
 
     def num_meta_variables(self) -> int:
         """|V_M|: the number of shared parameters."""
@@ -182,7 +187,7 @@ def dense_ticks(
     """
     h, c = layer.h, layer.c
     n, A, B, H = h.shape
-    scale, gate_bias = _gate_constants(H, h)
+    scale, gate_bias = lstm.gate_scale, lstm.gate_bias  # [4H] each (see _gate_constants)
     # Input projection, split: a term per input neuron a and a term per output neuron b.
     from_a = layer.fwd_in @ (lstm.w_fwd * scale)  # [n, A, 4H]
     from_b = layer.bwd_in @ (lstm.w_bwd * scale) + (lstm.bias + gate_bias) * scale  # [n, B, 4H]
