@@ -1,0 +1,366 @@
+"""Cloning backpropagation: the four stages of Appendix B's curriculum and the run that goes
+through them (Section 3.2, Eq. 14, Table 1). Chapter 3.
+
+1. ``local``: single sub-LSTMs on random data (Table 1: inputs ~ N(0, 2²)), random weights and
+   random incoming errors;
+2. ``shallow``: a one-layer learner on MNIST, matched in its outputs, backward errors and
+   weights against autograd;
+3. ``deep_gt``: a two-layer learner on MNIST whose hidden layer receives the ground-truth
+   backward errors;
+4. ``deep_own``: the same with the learner's own backward errors.
+
+Each stage gets a fresh Adam with cosine decay; the run goes through
+:func:`vsml_lite.training.run` (:class:`BackpropCloningTask`).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple, Union
+
+import torch
+from torch import nn
+
+from .. import compiled, training
+from ..config import Config
+from ..data import NUM_CLASSES, TensorData, downsample_dataset, load_dataset
+from ..device import get_device, make_generator, to_device
+from ..network import SubLSTM, cross_entropy_error
+from .ground_truth import Weights, errors_and_grads, init_weights, mlp_backprop, mlp_forward, mlp_sgd_step
+from .learner import CloneLearner, CloneState, learning_rate, make_learner, new_clone_lstm
+
+#: Curriculum stages of Appendix B, in order.
+STAGES = ("local", "shallow", "deep_gt", "deep_own")
+
+
+def _smooth_l1(a, b):
+    return nn.functional.smooth_l1_loss(a, b)
+
+
+def rollout_losses(learner: CloneLearner, weights: Weights, batches, lr: float, value_unit: float,
+                   update_unit: float = 1.0, errors_from: str = "labels",
+                   given_errors: bool = False, state: Optional["CloneState"] = None):
+    """Run the learner and autograd-SGD side by side for a few steps and measure how far the
+    learner is from backpropagation.
+
+    Args:
+        learner: the learner under training (gradients flow into ``learner.lstm``).
+        weights: starting weights ``[G, A, B]`` per layer, shared by learner and ground truth.
+        batches: a list of ``(x [G, n, A_0], target)``; ``target`` is ``labels [G, n]`` when
+            ``errors_from == "labels"``, else the output errors ``[G, n, B_last]`` themselves
+            (stage ``local``'s random errors).
+        lr: η, the learning rate of the cloned SGD (:func:`learning_rate`).
+        value_unit: forward outputs and backward errors are compared in this unit.
+        update_unit: weights are compared in units of ``update_unit · lr``.
+        given_errors: feed the lower layers the ground-truth backward errors (``deep_gt``).
+        state: the learner's state to start from (it must hold ``weights``); default
+            :meth:`CloneLearner.state_from_weights`.
+
+    Returns:
+        ``(losses, state)``: the learner's final state and
+        Smooth L1 losses (means over steps): ``forward`` (every layer's output) and
+        ``backward`` (every layer's error sent down), in units of ``value_unit``; ``update``
+        (weights read from the state after each backward phase and state averaging, against
+        the ground-truth trajectory, in units of ``update_unit · η``). Only the state after a full step is held to the weights: what the state does
+        during the forward phase is the clone's own business.
+    """
+    G, n = batches[0][0].shape[:2]
+    if state is None:
+        state = learner.state_from_weights(weights, n)
+    loss = {"forward": 0.0, "backward": 0.0, "update": 0.0}
+    for x, target in batches:
+        if errors_from == "labels":
+            inputs_gt, logits_gt, errs_gt, grads = mlp_backprop(weights, x, target)
+            out_err = cross_entropy_error(logits_gt.reshape(G * n, -1), target.reshape(-1))
+        else:  # random output errors: the gradient of Σ e·y, the same formulas
+            inputs_gt, logits_gt = mlp_forward(weights, x)
+            errs_gt, grads = errors_and_grads(weights, inputs_gt, target)
+            out_err = target.reshape(G * n, -1)
+        outputs_gt = inputs_gt[1:] + [logits_gt]
+        state, inputs, y = learner.forward(state, x.reshape(G * n, -1))
+        outs = inputs[1:] + [y]
+        loss["forward"] = loss["forward"] + sum(
+            _smooth_l1(o / value_unit, t.reshape(G * n, -1) / value_unit) for o, t in zip(outs, outputs_gt)) / len(outs)
+        given = [e.reshape(G * n, -1) for e in errs_gt] if given_errors else None
+        state, errs = learner.backward(state, inputs, out_err, given)
+        loss["backward"] = loss["backward"] + sum(
+            _smooth_l1(e / value_unit, t.reshape(G * n, -1) / value_unit) for e, t in zip(errs, errs_gt)) / len(errs)
+        state = learner.average(state)
+        weights = [(w - lr * gw, b - lr * gb) for (w, b), (gw, gb) in zip(weights, grads)]
+        loss["update"] = loss["update"] + _weight_loss(learner.read_weights(state), weights, update_unit * lr)
+    k = len(batches)
+    return {"forward": loss["forward"] / k, "backward": loss["backward"] / k, "update": loss["update"] / k}, state
+
+
+def _weight_loss(read: Weights, target: Weights, scale: float) -> torch.Tensor:
+    return sum(_smooth_l1(rw / scale, tw / scale) + _smooth_l1(rb / scale, tb / scale)
+               for (rw, rb), (tw, tb) in zip(read, target)) / (2 * len(read))
+
+
+def stage_sizes(cfg: Config, stage: str) -> List[int]:
+    """Layer sizes of a curriculum stage's learner."""
+    p = cfg.backprop_cloning
+    A = p.input_side ** 2
+    return {"local": [1, 1], "shallow": [A, NUM_CLASSES],
+            "deep_gt": [A, p.deep_hidden, NUM_CLASSES], "deep_own": [A, p.deep_hidden, NUM_CLASSES]}[stage]
+
+
+def sample_stage(cfg: Config, stage: str, data: Optional[TensorData], gen: torch.Generator, device):
+    """One training example of a stage: ``(weights, batches, errors_from, given_errors)``.
+
+    ``local``: ``local_batch`` sub-LSTMs in groups of ``local_copies`` that share
+    ``w, b ~ U(-r, r)`` and average their states after every step (a learner batch on a single
+    connection), inputs ``~ N(0, std²)`` (Table 1) and output errors ``~ U(-r_e, r_e)``. Network stages:
+    ``net_groups`` learners of ``net_learner_batch`` copies on MNIST batches, starting from
+    weights after a random number of plain SGD steps (see ``warmup_max``)."""
+    p = cfg.backprop_cloning
+    sizes = stage_sizes(cfg, stage)
+    if stage == "local":
+        n = p.local_copies
+        G = p.local_batch // n
+        w = (torch.rand(G, 1, 1, generator=gen) * 2 - 1) * p.param_range
+        b = (torch.rand(G, 1, 1, generator=gen) * 2 - 1) * p.param_range
+        steady = None
+        if p.steady_fraction > 0:  # background-pixel learners: one input for all copies and steps
+            steady = torch.rand(G, 1, 1, generator=gen) < p.steady_fraction
+            level = torch.randn(G, 1, 1, generator=gen) * cfg.data.random_std
+        batches = []
+        for _ in range(p.rollout):
+            x = torch.randn(G, n, 1, generator=gen) * cfg.data.random_std
+            if steady is not None:
+                x = torch.where(steady, level, x)
+            e = (torch.rand(G, n, 1, generator=gen) * 2 - 1) * p.error_range
+            if p.hold_fraction > 0:  # some learners see no error at all this step: hold still
+                e = e * (torch.rand(G, 1, 1, generator=gen) >= p.hold_fraction)
+            batches.append((to_device(x, device), to_device(e, device)))
+        return [(to_device(w, device), to_device(b, device))], batches, "errors", False
+    if data is None:
+        raise ValueError(f"stage {stage!r} needs the MNIST training split")
+    G, n = p.net_groups, p.net_learner_batch
+    weights = init_weights(sizes, G, gen, device)
+    warm = int(torch.randint(p.warmup_max + 1, (), generator=gen))
+    for _ in range(warm):  # plain SGD from the fresh weights: realistic weights to start from
+        idx = torch.randint(len(data), (G, n), generator=gen)
+        weights, _ = mlp_sgd_step(weights, data.images[idx].to(device), data.labels[idx].to(device),
+                                  learning_rate(cfg))
+    batches = []
+    for _ in range(p.rollout):
+        idx = torch.randint(len(data), (G, n), generator=gen)
+        batches.append((to_device(data.images[idx], device), to_device(data.labels[idx], device)))
+    return weights, batches, "labels", stage == "deep_gt"
+
+
+def _refresh_pool(pool: Dict[str, object], learner: "CloneLearner", fresh: Weights, copies: int,
+                  horizon: int, gen: torch.Generator):
+    """Every stage keeps its learners from one Adam step to the next, so the clone is also
+    trained on the states it reaches itself after many learner steps, not only on states
+    fresh from :meth:`CloneLearner.state_from_weights`. Each step, each learner is replaced
+    by a fresh one (weights ``fresh``) with probability ``1 / horizon``.
+    The ground truth restarts every Adam step from the weights the state holds, so an old
+    deviation is not charged again. Returns the ``(weights, state)`` to start from."""
+    n = copies  # copies per learner, as in the stage's batches
+    fresh_state = learner.state_from_weights(fresh, n)
+    if not pool:
+        return fresh, fresh_state
+    G = fresh[0][0].shape[0]
+    reset = torch.rand(G, generator=gen) < 1.0 / horizon  # [G]
+    reset = to_device(reset, fresh[0][0].device)
+    weights = [(torch.where(reset[:, None, None], fw, pw), torch.where(reset[:, None, None], fb, pb))
+               for (fw, fb), (pw, pb) in zip(fresh, pool["weights"])]
+    r = reset.repeat_interleave(n)[:, None, None, None]
+    layers = [(torch.where(r, fh, ph), torch.where(r, fc, pc))
+              for (fh, fc), (ph, pc) in zip(fresh_state.layers, pool["state"])]
+    return weights, CloneState(layers, G, n)
+
+
+def stage_schedule(cfg: Config) -> List[Tuple[str, int]]:
+    """``[(stage, iterations), ...]`` in curriculum order, stages with 0 iterations left out."""
+    p = cfg.backprop_cloning
+    its = {"local": p.local_iterations, "shallow": p.shallow_iterations,
+           "deep_gt": p.deep_gt_iterations, "deep_own": p.deep_own_iterations}
+    return [(s, its[s]) for s in STAGES if its[s] > 0]
+
+
+@dataclass
+class CloneTrainResult:
+    """What :func:`train_backprop_cloning` returns: the sub-LSTM and its loss curves."""
+
+    lstm: SubLSTM
+    curves: Dict[str, List] = field(default_factory=lambda: {"iteration": [], "stage": [], "forward": [],
+                                                             "backward": [], "update": []})
+    seconds: float = 0.0
+    resumed_from: int = 0
+    #: V_M at the end of each finished stage (state dicts on the CPU); ``"local"`` is the clone
+    #: made from random data only (Figure 9).
+    snapshots: Dict[str, Dict[str, torch.Tensor]] = field(default_factory=dict)
+    #: whether all iterations ran (``False`` when a deadline stopped the run, checkpointed)
+    finished: bool = True
+    #: the code versions that ran it (a run resumed across sessions may have several)
+    code_versions: List[str] = field(default_factory=list)
+
+
+class BackpropCloningTask:
+    """The curriculum as a :class:`~vsml_lite.training.Task`: iteration ``i`` belongs to the
+    stage whose span of :func:`stage_schedule` holds it. Each iteration samples the stage's
+    learners (:func:`sample_stage`), continues the pool's (:func:`_refresh_pool`), measures
+    them against autograd (:func:`rollout_losses`) and takes one Adam step on V_M.
+
+    A stage starts with a fresh Adam (the stages' losses differ in scale), cosine-decayed to 0
+    over the stage (the clone must be precise, not just close), and a fresh pool of learners.
+    """
+
+    name = "backprop cloning"
+
+    def __init__(self, cfg: Config, data: Optional[TensorData] = None,
+                 init: Optional[Dict[str, torch.Tensor]] = None) -> None:
+        p = self.settings = cfg.backprop_cloning
+        if p.local_batch % p.local_copies:
+            raise ValueError(f"backprop_cloning.local_batch ({p.local_batch}) must be a multiple of "
+                             f"backprop_cloning.local_copies ({p.local_copies})")
+        self.cfg, self.device = cfg, get_device(cfg.device)
+        self.schedule = stage_schedule(cfg)
+        self.total = sum(its for _, its in self.schedule)
+        self.log_every, self.checkpoint_every = p.log_every, p.checkpoint_every
+        self.ends = set()  # iterations that end a stage
+        first = 0
+        for _, its in self.schedule:
+            first += its
+            self.ends.add(first)
+        if data is None and any(s != "local" for s, _ in self.schedule):
+            data = downsample_dataset(load_dataset("mnist", train=True, root=cfg.data.root,
+                                                   download=cfg.data.download), p.input_side)
+        self.data = data
+        lstm = new_clone_lstm(cfg)
+        if init is not None:
+            lstm.load_state_dict(init)
+        self.lstm = lstm.to(self.device)
+        self.learners = {s: make_learner(self.lstm, cfg, stage_sizes(cfg, s)) for s, _ in self.schedule}
+        mode = compiled.resolve(cfg.compile, self.device)
+        self.rollouts = {s: compiled.Step(functools.partial(rollout_losses, learner), mode, f"{self.name} ({s})")
+                         for s, learner in self.learners.items()}
+        self.gen = make_generator(cfg.seed + 1)
+        self.opt = self.sched = self.opt_stage = None
+        self.pool: Dict[str, object] = {}  # the current stage's persistent learners (see _refresh_pool)
+        self.snapshots: Dict[str, Dict[str, torch.Tensor]] = {}
+        self._resumed_optimizer: Optional[Dict[str, object]] = None
+
+    def stage_at(self, iteration: int) -> Tuple[str, int, int]:
+        """``(stage, first iteration, iterations)`` of the stage that ``iteration`` belongs to."""
+        first = 0
+        for stage, its in self.schedule:
+            if iteration < first + its:
+                return stage, first, its
+            first += its
+        raise IndexError(f"iteration {iteration} is past the curriculum's {self.total}")
+
+    def _start_optimizer(self, stage: str, its: int) -> None:
+        p = self.settings
+        self.opt = torch.optim.Adam(self.lstm.parameters(), lr=p.lr if stage == "local" else p.net_lr,
+                                    fused=self.device.type == "cuda")
+        self.sched = torch.optim.lr_scheduler.LambdaLR(
+            self.opt, lambda i, its=its: 0.5 * (1 + math.cos(math.pi * min(i, its) / its)))
+        self.opt_stage = stage
+        resumed, self._resumed_optimizer = self._resumed_optimizer, None
+        if resumed is not None and resumed["stage"] == stage:  # resuming inside this stage
+            self.opt.load_state_dict(resumed["optimizer"])
+            self.sched.load_state_dict(resumed["scheduler"])
+
+    def step(self, iteration: int) -> Dict[str, torch.Tensor]:
+        p, cfg = self.settings, self.cfg
+        stage, first, its = self.stage_at(iteration)
+        if stage != self.opt_stage:
+            if iteration == first:  # a new stage: its own pool of learners
+                self.pool = {}
+            self._start_optimizer(stage, its)
+        learner = self.learners[stage]
+        weights, batches, errors_from, given = sample_stage(cfg, stage, self.data, self.gen, self.device)
+        # Continue the pool's learners; fresh ones replace a few (see _refresh_pool).
+        weights, start = _refresh_pool(self.pool, learner, weights, batches[0][0].shape[1], p.horizon, self.gen)
+        compiled.mark_step_begin(self.device)
+        losses, final = self.rollouts[stage](weights, batches, learning_rate(cfg), p.value_unit,
+                                             p.update_unit, errors_from, given, state=start)
+        self.pool["state"] = [(h.detach(), c.detach()) for h, c in final.layers]
+        self.pool["weights"] = [(w.detach(), b.detach()) for w, b in learner.read_weights(final)]
+        loss = losses["forward"] + losses["backward"] + p.update_loss_weight * losses["update"]
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        self.sched.step()
+        if iteration + 1 == first + its:
+            self.snapshots[stage] = {k: v.detach().cpu().clone() for k, v in self.lstm.state_dict().items()}
+        return {k: v.detach() for k, v in losses.items()}
+
+    def log_point(self, done: int) -> bool:
+        return done in self.ends
+
+    def log_fields(self, done: int) -> Dict[str, str]:
+        return {"stage": self.stage_at(done - 1)[0]}
+
+    def state_dict(self) -> Dict[str, object]:
+        return {"lstm": self.lstm.state_dict(), "generator": self.gen.get_state(), "snapshots": self.snapshots,
+                "optimizer": self.opt.state_dict() if self.opt else None,
+                "scheduler": self.sched.state_dict() if self.sched else None, "stage": self.opt_stage,
+                "pool": _pack_pool(self.pool)}
+
+    def load_state_dict(self, state: Dict[str, object]) -> None:
+        self.lstm.load_state_dict(state["lstm"])
+        self.gen.set_state(state["generator"])
+        self.snapshots = state["snapshots"]
+        self.pool = _unpack_pool(state["pool"], self.device)
+        self._resumed_optimizer = state if state["optimizer"] is not None else None
+
+
+def _pack_pool(pool: Dict[str, object]) -> Dict[str, object]:
+    """The pool for a checkpoint. Its learners' copies hold the same state (they were averaged
+    last), so one copy per learner is stored: the local stage's pool of 32,768 sub-LSTMs
+    weighs 32 times less. A pool whose copies differ is stored whole."""
+    if not pool:
+        return {}
+    packed = {"weights": pool["weights"], "state": pool["state"], "copies": 1}
+    G = pool["weights"][0][0].shape[0]
+    n = pool["state"][0][0].shape[0] // G
+    firsts = [(h[::n], c[::n]) for h, c in pool["state"]]
+    if all(torch.equal(h, fh.repeat_interleave(n, 0)) and torch.equal(c, fc.repeat_interleave(n, 0))
+           for (h, c), (fh, fc) in zip(pool["state"], firsts)):
+        packed.update(state=firsts, copies=n)
+    return packed
+
+
+def _unpack_pool(packed: Dict[str, object], device) -> Dict[str, object]:
+    if not packed:
+        return {}
+    n = packed["copies"]
+    return {"weights": [(w.to(device), b.to(device)) for w, b in packed["weights"]],
+            "state": [(h.repeat_interleave(n, 0).to(device), c.repeat_interleave(n, 0).to(device))
+                      for h, c in packed["state"]]}
+
+
+def train_backprop_cloning(cfg: Config, checkpoint: Union[str, Path, None] = None,
+                           progress: bool = True, data: Optional[TensorData] = None,
+                           init: Optional[Dict[str, torch.Tensor]] = None,
+                           deadline: Optional[float] = None) -> CloneTrainResult:
+    """Clone backpropagation into a sub-LSTM through the curriculum of Appendix B
+    (:class:`BackpropCloningTask`, run by :func:`vsml_lite.training.run`).
+
+    Args:
+        cfg: ``cfg.backprop_cloning`` sets the stages, batches and sizes.
+        checkpoint: file for resumable training; it is rewritten every ``checkpoint_every``
+            iterations and on Ctrl-C / SIGTERM, and a run resumes from it with the same random
+            stream (so the result equals an uninterrupted run).
+        progress: tqdm bar over all stages.
+        data: the MNIST training split (downsampled to ``input_side``); loaded when ``None``
+            and a network stage is scheduled.
+        init: V_M to start from (a :class:`SubLSTM` state dict, e.g. a shipped clone's) instead
+            of a fresh sub-LSTM: fine-tuning (``scripts/finetune_backprop_clone.py``). A
+            checkpoint, when there is one, takes precedence.
+        deadline: stop (checkpointed) at this ``time.monotonic()``; see ``finished``.
+    """
+    task = BackpropCloningTask(cfg, data, init)
+    out = training.run(task, checkpoint, training.config_guard(cfg), progress, deadline)
+    h = out.history
+    curves = {"iteration": h["iteration"], **{k: h.get(k, []) for k in ("stage", "forward", "backward", "update")}}
+    return CloneTrainResult(lstm=task.lstm, curves=curves, seconds=out.seconds, resumed_from=out.resumed_from,
+                            snapshots=task.snapshots, finished=out.finished, code_versions=out.code_versions)

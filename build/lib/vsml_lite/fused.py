@@ -1,0 +1,411 @@
+"""A compiled CPU kernel that runs all micro ticks of a dense VSML layer in one pass, with
+its own backward pass.
+
+On a CPU the cost of a VSML step is the elementwise gate math of ``A·B`` tiny LSTMs, not the
+matrix products: in eager PyTorch every gate operation reads and writes the whole
+``[A, B, 4H]`` tensor (and autograd stores and re-reads each of them). This kernel instead
+walks the grid once per layer and step: for each sub-LSTM it keeps ``h``, ``c`` and its ``4H``
+gates in registers while it runs every micro tick, then writes the state back. Under autograd
+it also saves the gates, pre-clip cell states and hidden inputs of every tick, and a second
+kernel runs the ticks backwards from them. Rows of the grid are spread over torch's intra-op
+threads (``torch.set_num_threads``).
+
+It computes exactly what the eager fast path of :func:`vsml_lite.network.dense_ticks`
+computes (same folded gate scale and biases) for float32 CPU tensors; tests hold its outputs
+and its gradients equal to the eager ones. It is compiled on first use with
+``torch.utils.cpp_extension.load_inline`` (needs a C++ compiler and ``ninja``; about half a
+minute, then cached). Set ``VSML_FUSED=0`` to disable it; if compiling fails a warning says
+why and the eager path is used.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from typing import Optional, Tuple
+
+import torch
+
+#: Environment variable that disables the kernel when set to 0.
+FUSED_ENV_VAR = "VSML_FUSED"
+
+_SOURCE = r"""
+#include <torch/extension.h>
+#include <ATen/Parallel.h>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+
+// Eight floats processed together; GCC and Clang map this to AVX2 (or to pairs of SSE
+// registers where AVX2 is missing), so the gate math below is vectorised explicitly.
+typedef float v8f __attribute__((vector_size(32)));
+typedef int32_t v8i __attribute__((vector_size(32)));
+
+static inline v8f splat(float x) { return v8f{x, x, x, x, x, x, x, x}; }
+
+// exp(x) = 2^k * 2^f with k = floor(x / ln 2) and f in [0, 1); 2^f by a degree-6 polynomial
+// (relative error ~2e-7, below float32 rounding of the results it feeds).
+static inline v8f exp_poly(v8f x) {
+  x = x < splat(-87.0f) ? splat(-87.0f) : x;
+  x = x > splat(88.0f) ? splat(88.0f) : x;
+  const v8f t = x * splat(1.4426950408889634f);  // x / ln 2
+  v8i k = __builtin_convertvector(t, v8i);          // rounds toward zero
+  v8f kf = __builtin_convertvector(k, v8f);
+  const v8i below = kf > t;                          // -1 where truncation went up
+  k = k + below;
+  kf = __builtin_convertvector(k, v8f);
+  const v8f f = t - kf;
+  v8f p = splat(1.535336188319500e-4f);
+  p = p * f + splat(1.339887440266574e-3f);
+  p = p * f + splat(9.618437357674640e-3f);
+  p = p * f + splat(5.550332471162809e-2f);
+  p = p * f + splat(2.402264791363012e-1f);
+  p = p * f + splat(6.931472028550421e-1f);
+  p = p * f + splat(1.0f);
+  const v8i bits = (k + 127) << 23;  // 2^k as floats
+  v8f scale;
+  std::memcpy(&scale, &bits, sizeof(scale));
+  return p * scale;
+}
+
+static inline v8f sigm(v8f x) { return splat(1.0f) / (splat(1.0f) + exp_poly(-x)); }
+
+// One sub-LSTM, every micro tick. The G = 4H gate pre-activations are ordered input, cell
+// candidate (pre-scaled by 2, since tanh(g) = 2 sigmoid(2g) - 1), forget, output, with the
+// biases already folded into pa/pb. h and c are updated in place. With SAVE, what the
+// backward pass needs is written per tick t: the squashed gates (sv + t * tstride * G), the
+// cell state before clipping (cv_pre + t * tstride * H) and the hidden state the tick read
+// (hv_in + t * tstride * H).
+template <int H, bool SAVE>
+static inline void sub_lstm_ticks(const float* pa, const float* pb, const float* w, float* h,
+                                  float* c, int64_t ticks, bool clip, float bound, float* sv,
+                                  float* cv_pre, float* hv_in, int64_t tstride) {
+  constexpr int G = 4 * H, V = G / 8, HV = H / 8;
+  v8f gates[V], hv[HV], cv[HV], base[V];
+  std::memcpy(hv, h, sizeof(hv));
+  std::memcpy(cv, c, sizeof(cv));
+  for (int k = 0; k < V; ++k) {
+    v8f a, b;
+    std::memcpy(&a, pa + 8 * k, sizeof(a));
+    std::memcpy(&b, pb + 8 * k, sizeof(b));
+    base[k] = a + b;  // the input projection, fixed during the micro ticks
+  }
+  for (int64_t t = 0; t < ticks; ++t) {
+    if (SAVE) std::memcpy(hv_in + t * tstride * H, h, H * sizeof(float));
+    for (int k = 0; k < V; ++k) gates[k] = base[k];
+    for (int j = 0; j < H; ++j) {  // gates += h @ w_hid
+      const v8f hj = splat(h[j]);
+      for (int k = 0; k < V; ++k) {
+        v8f wk;
+        std::memcpy(&wk, w + j * G + 8 * k, sizeof(wk));
+        gates[k] += hj * wk;
+      }
+    }
+    for (int k = 0; k < V; ++k) gates[k] = sigm(gates[k]);
+    if (SAVE) std::memcpy(sv + t * tstride * G, gates, sizeof(gates));
+    for (int j = 0; j < HV; ++j) {
+      v8f cj = gates[2 * HV + j] * cv[j] + gates[j] * (splat(2.0f) * gates[HV + j] - splat(1.0f));
+      if (SAVE) std::memcpy(cv_pre + t * tstride * H + 8 * j, &cj, sizeof(cj));
+      if (clip) {
+        cj = cj < splat(-bound) ? splat(-bound) : cj;
+        cj = cj > splat(bound) ? splat(bound) : cj;
+      }
+      cv[j] = cj;
+      hv[j] = gates[3 * HV + j] * (splat(2.0f) * sigm(splat(2.0f) * cj) - splat(1.0f));
+    }
+    std::memcpy(h, hv, sizeof(hv));  // the next tick's matvec reads h as scalars
+  }
+  std::memcpy(c, cv, sizeof(cv));
+}
+
+static inline v8f clamp8(v8f x, float bound) {
+  x = x < splat(-bound) ? splat(-bound) : x;
+  return x > splat(bound) ? splat(bound) : x;
+}
+
+// Backward through every micro tick of one sub-LSTM (reverse order), from the saved values.
+// wt is w_hid transposed, [G, H]. dh, dc hold the gradients of the outputs on entry and of
+// the inputs on exit; dgates + t * tstride * G receives the gradient of tick t's gate
+// pre-activations.
+template <int H>
+static inline void sub_lstm_backward(const float* wt, const float* sv, const float* cv_pre,
+                                     const float* c_in, float* dh, float* dc, float* dgates,
+                                     int64_t ticks, bool clip, float bound, int64_t tstride) {
+  constexpr int G = 4 * H, HV = H / 8;
+  v8f dhv[HV], dcv[HV];
+  std::memcpy(dhv, dh, sizeof(dhv));
+  std::memcpy(dcv, dc, sizeof(dcv));
+  const v8f one = splat(1.0f), two = splat(2.0f);
+  for (int64_t t = ticks - 1; t >= 0; --t) {
+    const float* s = sv + t * tstride * G;
+    alignas(32) float dg[G];
+    for (int j = 0; j < HV; ++j) {
+      v8f i, sg, f, o, pre, prev;
+      std::memcpy(&i, s + 8 * j, sizeof(i));
+      std::memcpy(&sg, s + H + 8 * j, sizeof(sg));
+      std::memcpy(&f, s + 2 * H + 8 * j, sizeof(f));
+      std::memcpy(&o, s + 3 * H + 8 * j, sizeof(o));
+      std::memcpy(&pre, cv_pre + t * tstride * H + 8 * j, sizeof(pre));
+      if (t == 0) {
+        std::memcpy(&prev, c_in + 8 * j, sizeof(prev));
+      } else {
+        std::memcpy(&prev, cv_pre + (t - 1) * tstride * H + 8 * j, sizeof(prev));
+        if (clip) prev = clamp8(prev, bound);
+      }
+      const v8f post = clip ? clamp8(pre, bound) : pre;
+      const v8f tc = two * sigm(two * post) - one;  // tanh(c)
+      const v8f g = two * sg - one;                 // tanh of the candidate
+      const v8f dout = dhv[j] * tc;                 // h = o * tanh(c)
+      v8f dpost = dcv[j] + dhv[j] * o * (one - tc * tc);
+      if (clip) {  // clamp passes gradient only inside [-bound, bound], as torch.clamp does
+        const v8i outside = (pre < splat(-bound)) | (pre > splat(bound));
+        dpost = outside ? splat(0.0f) : dpost;
+      }
+      const v8f di = dpost * g, dcand = dpost * i, dfg = dpost * prev;  // c = f c' + i g
+      dcv[j] = dpost * f;
+      const v8f gi = di * i * (one - i), gg = dcand * two * sg * (one - sg);
+      const v8f gf = dfg * f * (one - f), go = dout * o * (one - o);
+      std::memcpy(dg + 8 * j, &gi, sizeof(gi));
+      std::memcpy(dg + H + 8 * j, &gg, sizeof(gg));
+      std::memcpy(dg + 2 * H + 8 * j, &gf, sizeof(gf));
+      std::memcpy(dg + 3 * H + 8 * j, &go, sizeof(go));
+    }
+    std::memcpy(dgates + t * tstride * G, dg, sizeof(dg));
+    for (int j = 0; j < HV; ++j) dhv[j] = splat(0.0f);  // dh of tick t's input = W dg
+    for (int k = 0; k < G; ++k) {
+      const v8f gk = splat(dg[k]);
+      for (int j = 0; j < HV; ++j) {
+        v8f wv;
+        std::memcpy(&wv, wt + k * H + 8 * j, sizeof(wv));
+        dhv[j] += gk * wv;
+      }
+    }
+  }
+  std::memcpy(dh, dhv, sizeof(dhv));
+  std::memcpy(dc, dcv, sizeof(dcv));
+}
+
+template <int H>
+static void run(const float* fa, const float* fb, const float* w, const float* h_in,
+                const float* c_in, float* h_out, float* c_out, int64_t n, int64_t A, int64_t B,
+                int64_t ticks, bool clip, float bound, float* sv, float* cv_pre, float* hv_in) {
+  constexpr int G = 4 * H;
+  const int64_t N = n * A * B;  // saved tensors are [ticks, N, ...]
+  at::parallel_for(0, n * A, 8, [&](int64_t begin, int64_t end) {
+    for (int64_t na = begin; na < end; ++na) {
+      const int64_t batch = na / A;
+      for (int64_t b = 0; b < B; ++b) {
+        const int64_t m = na * B + b, off = m * H;
+        std::memcpy(h_out + off, h_in + off, H * sizeof(float));
+        std::memcpy(c_out + off, c_in + off, H * sizeof(float));
+        if (sv != nullptr) {
+          sub_lstm_ticks<H, true>(fa + na * G, fb + (batch * B + b) * G, w, h_out + off,
+                                  c_out + off, ticks, clip, bound, sv + m * G, cv_pre + off,
+                                  hv_in + off, N);
+        } else {
+          sub_lstm_ticks<H, false>(fa + na * G, fb + (batch * B + b) * G, w, h_out + off,
+                                   c_out + off, ticks, clip, bound, nullptr, nullptr, nullptr, N);
+        }
+      }
+    }
+  });
+}
+
+template <int H>
+static void run_backward(const float* wt, const float* sv, const float* cv_pre,
+                         const float* c_in, float* dh, float* dc, float* dgates, int64_t N,
+                         int64_t ticks, bool clip, float bound) {
+  constexpr int G = 4 * H;
+  at::parallel_for(0, N, 64, [&](int64_t begin, int64_t end) {
+    for (int64_t m = begin; m < end; ++m) {
+      sub_lstm_backward<H>(wt, sv + m * G, cv_pre + m * H, c_in + m * H, dh + m * H,
+                           dc + m * H, dgates + m * G, ticks, clip, bound, N);
+    }
+  });
+}
+
+#define VSML_DISPATCH(H, CALL)                                                              \
+  switch (H) {                                                                             \
+    case 8: { constexpr int HH = 8; CALL; break; }                                         \
+    case 16: { constexpr int HH = 16; CALL; break; }                                       \
+    case 32: { constexpr int HH = 32; CALL; break; }                                       \
+    case 64: { constexpr int HH = 64; CALL; break; }                                       \
+    default: TORCH_CHECK(false, "fused kernel supports hidden sizes 8, 16, 32, 64; got ", H); \
+  }
+
+// Forward; with save = true also returns the gates [T, N, 4H], the cell states before
+// clipping [T, N, H] and the hidden states each tick read [T, N, H] for the backward pass.
+std::vector<torch::Tensor> forward_ticks(torch::Tensor from_a, torch::Tensor from_b,
+                                         torch::Tensor w_hid, torch::Tensor h, torch::Tensor c,
+                                         int64_t ticks, double clip, bool save) {
+  auto fa = from_a.contiguous(), fb = from_b.contiguous(), w = w_hid.contiguous();
+  auto hi = h.contiguous(), ci = c.contiguous();
+  auto ho = torch::empty_like(hi), co = torch::empty_like(ci);
+  const int64_t n = hi.size(0), A = hi.size(1), B = hi.size(2), H = hi.size(3);
+  const int64_t N = n * A * B;
+  torch::Tensor sv, cpre, hin;
+  if (save) {
+    sv = torch::empty({ticks, N, 4 * H}, hi.options());
+    cpre = torch::empty({ticks, N, H}, hi.options());
+    hin = torch::empty({ticks, N, H}, hi.options());
+  }
+  float* svp = save ? sv.data_ptr<float>() : nullptr;
+  float* cpp = save ? cpre.data_ptr<float>() : nullptr;
+  float* hip = save ? hin.data_ptr<float>() : nullptr;
+  VSML_DISPATCH(H, (run<HH>(fa.data_ptr<float>(), fb.data_ptr<float>(), w.data_ptr<float>(),
+                            hi.data_ptr<float>(), ci.data_ptr<float>(), ho.data_ptr<float>(),
+                            co.data_ptr<float>(), n, A, B, ticks, clip > 0,
+                            static_cast<float>(clip), svp, cpp, hip)));
+  if (save) return {ho, co, sv, cpre, hin};
+  return {ho, co};
+}
+
+// Backward of forward_ticks: gradients of the gate pre-activations per tick [T, N, 4H] and
+// of the input states [N, H] each, from the gradients of the output states.
+std::vector<torch::Tensor> backward_ticks(torch::Tensor w_hid, torch::Tensor sv,
+                                          torch::Tensor cpre, torch::Tensor c_in,
+                                          torch::Tensor dh_out, torch::Tensor dc_out,
+                                          double clip) {
+  auto wt = w_hid.t().contiguous();  // [4H, H]
+  auto s = sv.contiguous(), cp = cpre.contiguous(), ci = c_in.contiguous();
+  const int64_t T = s.size(0), N = s.size(1), H = s.size(2) / 4;
+  auto dh = dh_out.contiguous().view({N, H}).clone(), dc = dc_out.contiguous().view({N, H}).clone();
+  auto dgates = torch::empty_like(s);
+  VSML_DISPATCH(H, (run_backward<HH>(wt.data_ptr<float>(), s.data_ptr<float>(),
+                                     cp.data_ptr<float>(), ci.data_ptr<float>(),
+                                     dh.data_ptr<float>(), dc.data_ptr<float>(),
+                                     dgates.data_ptr<float>(), N, T, clip > 0,
+                                     static_cast<float>(clip))));
+  return {dgates, dh, dc};
+}
+"""
+
+#: Hidden sizes the kernel is instantiated for.
+SUPPORTED_HIDDEN = (8, 16, 32, 64)
+
+_module = None  # the compiled extension, loaded on first use
+_failed: Optional[str] = None  # why compiling failed, once it has
+
+
+def _build_directory() -> str:
+    """Where the kernel is compiled: one folder per Python environment and torch version under
+    torch's extension root (``$TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``).
+    torch's default folder is shared by every environment of a user, so environments with
+    different torch builds (a project venv, a CI clone's venv) would rebuild the kernel over
+    each other's, about half a minute each time."""
+    import hashlib
+    import sys
+
+    root = os.environ.get("TORCH_EXTENSIONS_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "torch_extensions")
+    env = hashlib.sha1(f"{sys.prefix}|{torch.__version__}".encode()).hexdigest()[:12]
+    path = os.path.join(root, f"vsml_lite_fused_{env}")
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def available() -> bool:
+    """Whether the kernel can be used (compiling it on the first call)."""
+    return _load() is not None
+
+
+def _load():
+    global _module, _failed
+    if _module is not None or _failed is not None:
+        return _module
+    if os.environ.get(FUSED_ENV_VAR, "1") == "0":
+        _failed = f"disabled by {FUSED_ENV_VAR}=0"
+        return None
+    try:
+        # cpp_extension logs a warning about CUDA_HOME at import on CPU-only machines; it does
+        # not concern this CPU kernel, so keep it out of notebooks and test logs.
+        quiet = logging.getLogger("torch.utils.cpp_extension")
+        level, quiet.level = quiet.level, logging.ERROR
+        try:
+            from torch.utils.cpp_extension import load_inline
+        finally:
+            quiet.setLevel(level)
+
+        _module = load_inline(
+            name="vsml_lite_fused",
+            build_directory=_build_directory(),
+            cpp_sources=[_SOURCE],
+            functions=["forward_ticks", "backward_ticks"],
+            extra_cflags=["-O3", "-march=native", "-fopenmp", "-Wno-psabi"],
+            extra_ldflags=["-fopenmp"],  # at::parallel_for spreads rows over OpenMP threads
+            verbose=False,
+        )
+    except Exception as err:  # no compiler, no ninja, read-only cache, ...
+        _failed = f"{type(err).__name__}: {err}"
+        warnings.warn(f"vsml_lite.fused: compiling the CPU kernel failed, using the eager path ({_failed})")
+    return _module
+
+
+def dense_ticks(
+    from_a: torch.Tensor,
+    from_b: torch.Tensor,
+    w_hid: torch.Tensor,
+    h: torch.Tensor,
+    c: torch.Tensor,
+    micro_ticks: int,
+    state_clip: Optional[float] = None,
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """All micro ticks of a dense layer in the compiled kernel; differentiable.
+
+    Outside autograd it runs the forward kernel only. When any input requires a gradient it
+    also saves, per tick, the squashed gates, the cell state before clipping and the hidden
+    state read (``T·N·6H`` floats), and its backward kernel returns the gradients that
+    autograd would compute through the eager ticks (``tests/test_network.py`` holds them
+    equal).
+
+    Args:
+        from_a: ``[n, A, 4H]`` input projection per input neuron (gate scale folded in).
+        from_b: ``[n, B, 4H]`` input projection per output neuron, plus bias and gate biases.
+        w_hid: ``[H, 4H]`` recurrent weights (gate scale folded in).
+        h, c: ``[n, A, B, H]`` states (not modified).
+        micro_ticks: LSTM ticks.
+        state_clip: clip ``c`` to ``[-clip, clip]`` after every tick, or ``None``.
+
+    Returns:
+        New ``(h, c)``, ``[n, A, B, H]`` each.
+    """
+    module = _load()
+    if module is None:
+        raise RuntimeError(f"the fused kernel is not available ({_failed})")
+    if h.shape[-1] not in SUPPORTED_HIDDEN:
+        raise ValueError(f"fused kernel supports hidden sizes {SUPPORTED_HIDDEN}, got {h.shape[-1]}")
+    if state_clip is not None and state_clip <= 0:
+        raise ValueError(f"state_clip must be positive or None, got {state_clip}")
+    clip = float(state_clip) if state_clip is not None else 0.0
+    tensors = (from_a, from_b, w_hid, h, c)
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        return _FusedTicks.apply(from_a, from_b, w_hid, h, c, int(micro_ticks), clip)
+    h_new, c_new = module.forward_ticks(from_a, from_b, w_hid, h, c, int(micro_ticks), clip, False)
+    return h_new, c_new
+
+
+class _FusedTicks(torch.autograd.Function):
+    """Autograd bridge: forward_ticks (saving) forward, backward_ticks backward."""
+
+    @staticmethod
+    def forward(ctx, from_a, from_b, w_hid, h, c, ticks, clip):
+        h_new, c_new, gates, c_pre, h_read = _module.forward_ticks(from_a, from_b, w_hid, h, c, ticks, clip, True)
+        ctx.save_for_backward(w_hid, gates, c_pre, h_read, c)
+        ctx.clip = clip
+        return h_new, c_new
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, dh_out, dc_out):
+        w_hid, gates, c_pre, h_read, c = ctx.saved_tensors
+        n, A, B, H = c.shape
+        dh_out = torch.zeros_like(c) if dh_out is None else dh_out
+        dc_out = torch.zeros_like(c) if dc_out is None else dc_out
+        dgates, dh, dc = _module.backward_ticks(w_hid, gates, c_pre, c, dh_out, dc_out, ctx.clip)
+        T = dgates.shape[0]
+        per_sub = dgates.sum(dim=0).view(n, A, B, 4 * H)  # the input projection is the same every tick
+        d_from_a = per_sub.sum(dim=2)  # [n, A, 4H]
+        d_from_b = per_sub.sum(dim=1)  # [n, B, 4H]
+        d_w_hid = h_read.view(T * n * A * B, H).t() @ dgates.view(T * n * A * B, 4 * H)  # [H, 4H]
+        return d_from_a, d_from_b, d_w_hid, dh.view(n, A, B, H), dc.view(n, A, B, H), None, None

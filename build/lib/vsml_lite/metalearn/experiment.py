@@ -1,0 +1,243 @@
+"""The Chapter 4 experiment: meta-test the meta-trained learners beside online Adam on the
+same streams (Figure 6), judge the paper's claims, and the artifact that records it all.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import nn
+
+from ..artifacts import code_version, live_path, load_artifact, save_artifact
+from ..config import Config
+from ..device import get_device
+from ..distributed import distributed_context
+from .baselines import BASELINES, choose_learning_rate, claim_steps, online_backprop
+from .episodes import meta_test, test_streams
+from .learners import MODELS, build_learner, learned_variable_counts
+from .memory import meta_gradient_memory
+from .meta_training import MetaTrainResult, load_split, meta_train
+
+#: Name of the artifact kind (``vsml_lite/pretrained/meta_learning_<preset>``).
+KIND = "meta_learning"
+#: Display names.
+LABELS = {"vsml": "VSML (VS Meta RNN)", "meta_rnn": "Meta RNN (one LSTM)",
+          "adam_linear": "online Adam, linear", "adam_mlp": "online Adam, 1 hidden layer"}
+#: Datasets of the meta-test: MNIST (the meta-training distribution) and Fashion-MNIST (unseen).
+TEST_DATASETS = ("mnist", "fashion_mnist")
+#: Offset added to a stream's index to get its seed: meta-test streams never share a seed
+#: with the learning-rate search's streams (which use 0, 1, ...).
+TEST_STREAM_SEED = 1000
+#: Accuracy within this margin of chance (10%) counts as "has not learned" in Chapter 4's prose.
+CHANCE_MARGIN = 0.05
+
+
+def evaluate(cfg: Config, learners: Dict[str, nn.Module], progress: bool = True) -> Dict[str, object]:
+    """Meta-test the learners and run the baselines on the same streams (Figure 6).
+
+    Online Adam's learning rates are chosen first on MNIST training streams
+    (:func:`choose_learning_rate`). Then, on ``test_seeds`` streams of ``test_steps`` examples
+    of the MNIST and Fashion-MNIST test splits (:func:`test_streams`), every learner and
+    baseline runs once. Labels are the datasets' own (no permutation).
+
+    Returns ``{"curves": {"<model>/<dataset>": {"accuracy", "loss"}}, "lr_search": ...,
+    "counts": {model: {"V_M", "V_L"}}, "seconds"}``.
+    """
+    from tqdm.auto import tqdm
+
+    m = cfg.meta_learning
+    start = time.perf_counter()
+    train = load_split(cfg, "mnist", train=True)
+    hidden = {name: (m.adam_hidden if h is None else h) for name, h in BASELINES.items()}
+    lr_search = {name: choose_learning_rate(cfg, train, h) for name, h in hidden.items()}
+    seeds = [TEST_STREAM_SEED + i for i in range(m.test_seeds)]
+    curves, counts = {}, {k: learned_variable_counts(v) for k, v in learners.items()}
+    jobs = [(ds, name) for ds in TEST_DATASETS for name in (*learners, *BASELINES)]
+    bar = tqdm(jobs, disable=not progress, desc="meta-testing")
+    streams = {}
+    for ds, name in bar:
+        bar.set_postfix(run=f"{name}/{ds}")
+        if ds not in streams:
+            streams = {ds: test_streams(load_split(cfg, ds, train=False), seeds, m.test_steps)}
+        images, labels = streams[ds]
+        if name in learners:
+            out = meta_test(learners[name], images, labels, seed=cfg.seed + 2, state_clip=m.state_clip)
+        else:
+            out = online_backprop(images, labels, hidden[name], lr_search[name]["lr"], seed=cfg.seed + 2)
+            counts[name] = {"V_M": 1, "V_L": out["num_parameters"]}
+        curves[f"{name}/{ds}"] = {"accuracy": out["accuracy"], "loss": out["loss"]}
+    return {"curves": curves, "lr_search": lr_search, "counts": counts,
+            "seconds": round(time.perf_counter() - start, 1)}
+
+
+#: The paper's Figure 6 in words (it gives no numbers): what the chapter checks.
+CLAIMS = (
+    "On MNIST test streams, VSML's accuracy over the first {T} steps beats online Adam's.",
+    "On Fashion-MNIST, VSML still beats online Adam over the first {T} steps.",
+    "The Meta RNN's drop from MNIST to Fashion-MNIST is larger than VSML's.",
+)
+
+
+def results_table(evaluation: Dict[str, object], cfg: Config) -> List[Dict[str, object]]:
+    """One row per model: |V_M|, |V_L| and the accuracy over the first ``episode_length``,
+    :func:`claim_steps` and ``test_steps`` steps on each dataset, as ``"mean ± std"`` over the streams, with
+    the means as numbers in ``<dataset> @<steps>`` keys for the claims."""
+    m = cfg.meta_learning
+    rows = []
+    for name in (*MODELS, *BASELINES):
+        if f"{name}/mnist" not in evaluation["curves"]:
+            continue
+        row = {"model": LABELS[name], "|V_M|": evaluation["counts"][name]["V_M"],
+               "|V_L|": evaluation["counts"][name]["V_L"]}
+        for ds in TEST_DATASETS:
+            acc = evaluation["curves"][f"{name}/{ds}"]["accuracy"]  # [T, S]
+            for steps in sorted({min(m.episode_length, m.test_steps), claim_steps(cfg), m.test_steps}):
+                a = acc[min(steps, acc.shape[0]) - 1]
+                row[f"{ds} @{steps}"] = f"{100 * a.mean():.1f} ± {100 * a.std():.1f}%"
+                row[f"_{ds}@{steps}"] = a.mean().item()
+                row[f"_{ds}@{steps}_std"] = a.std().item()
+        row["_name"] = name
+        rows.append(row)
+    return rows
+
+
+def check_claims(rows: List[Dict[str, object]], cfg: Config) -> List[Dict[str, object]]:
+    """The three claims of :data:`CLAIMS`, each with the numbers that decide it and
+    ``holds``. Online Adam is the better of the two baselines on each dataset."""
+    T = claim_steps(cfg)
+    by = {r["_name"]: r for r in rows}
+    out = []
+    for ds, claim in (("mnist", CLAIMS[0]), ("fashion_mnist", CLAIMS[1])):
+        adam = max(by[b][f"_{ds}@{T}"] for b in BASELINES)
+        vsml = by["vsml"][f"_{ds}@{T}"]
+        out.append({"claim": claim.format(T=T), "measured": f"VSML {100 * vsml:.1f}% vs best online Adam {100 * adam:.1f}%",
+                    "holds": vsml > adam})
+    drop = {k: by[k][f"_mnist@{T}"] - by[k][f"_fashion_mnist@{T}"] for k in MODELS}
+    out.append({"claim": CLAIMS[2], "measured": f"Meta RNN drops {100 * drop['meta_rnn']:+.1f} points, "
+                f"VSML {100 * drop['vsml']:+.1f} (first {T} steps)", "holds": drop["meta_rnn"] > drop["vsml"]})
+    return out
+
+
+def public_rows(rows: List[Dict[str, object]]) -> List[Dict[str, object]]:
+    """The table rows without the helper keys (those starting with ``_``)."""
+    return [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
+
+
+def save_meta_learning(path: Union[str, Path], cfg: Config, results: Dict[str, MetaTrainResult],
+                       evaluation: Dict[str, object], memory: Optional[Dict[str, object]] = None,
+                       trained_by: Optional[str] = None) -> Path:
+    """Save both meta-trained learners, the meta-test curves and a JSON record (config, seed,
+    preset, code version, meta-training time and peak memory, learning-rate search, results
+    table, claims). ``trained_by``: the code version that meta-trained the learners, when it
+    is not the one evaluating them (:func:`reevaluate`)."""
+    rows = results_table(evaluation, cfg)
+    device = str(get_device(cfg.device))
+    meta = {
+        "code_version": trained_by or code_version(), "evaluation_code_version": code_version(),
+        "kind": KIND, "preset": cfg.preset, "seed": cfg.seed, "config": cfg.to_dict(),
+        "metrics": {
+            "meta_training": {k: {"seconds": round(r.seconds, 1), "peak_memory_mb": round(r.peak_memory_mb, 1),
+                                  "final_loss": r.losses[-1] if r.losses else None,
+                                  "final_accuracy": r.accuracies[-1] if r.accuracies else None,
+                                  **learned_variable_counts(r.learner)}
+                              for k, r in results.items()},
+            "device": device, "eval_seconds": evaluation["seconds"],
+            "lr_search": {k: {"lr": v["lr"], "scores": {str(lr): s for lr, s in v["scores"].items()}}
+                          for k, v in evaluation["lr_search"].items()},
+            "results": rows, "claims": check_claims(rows, cfg), "memory": memory or {},
+        },
+        "curves": {k: {"steps": r.steps, "loss": r.losses, "accuracy": r.accuracies} for k, r in results.items()},
+        "code_versions": {k: r.code_versions for k, r in results.items() if r.code_versions},
+    }
+    tensors = {"learners": {k: {n: p.detach().cpu() for n, p in r.learner.state_dict().items()}
+                            for k, r in results.items()},
+               "curves": {k: {n: v.to(torch.float32) for n, v in c.items()} for k, c in evaluation["curves"].items()}}
+    return save_artifact(path, tensors, meta)
+
+
+def train_and_save(cfg: Config, out: Union[str, Path, None] = None, progress: bool = True,
+                   models: Sequence[str] = MODELS, checkpoint: Union[str, Path, None] = None,
+                   deadline: Optional[float] = None) -> Optional[Path]:
+    """Meta-train every model (resumably: ``<checkpoint>.<model>.ckpt``, ``checkpoint``
+    defaulting to ``out``), evaluate, and save the artifact; returns its path. Checkpoints are
+    removed once the artifact is written. With a ``deadline`` (``time.monotonic()``)
+    meta-training may stop early, checkpointed: then nothing is written and ``None`` is
+    returned. Under ``torch.distributed`` every process meta-trains; rank 0 evaluates and
+    writes (the others return ``None``)."""
+    out = Path(out) if out is not None else live_path(KIND, cfg.preset)
+    base = Path(checkpoint) if checkpoint is not None else out
+    ckpts = {model: base.with_suffix(f".{model}.ckpt") for model in models}
+    data = load_split(cfg, "mnist", train=True)
+    results = {}
+    for model in models:
+        results[model] = meta_train(cfg, model, checkpoint=ckpts[model], progress=progress, data=data,
+                                    deadline=deadline)
+        if not results[model].finished:
+            return None
+    if distributed_context()[0] != 0:
+        return None
+    evaluation = evaluate(cfg, {k: r.learner.eval() for k, r in results.items()}, progress=progress)
+    memory = {f"chunk_{c}": meta_gradient_memory(cfg, "vsml", c)
+              for c in (0, cfg.meta_learning.checkpoint_chunk)}
+    path = save_meta_learning(out, cfg, results, evaluation, memory)
+    for ckpt in ckpts.values():
+        ckpt.unlink(missing_ok=True)
+    return path
+
+
+#: Settings that shape meta-training; :func:`reevaluate` refuses a config that changes them.
+TRAINING_FIELDS = ("input_side", "episode_length", "meta_batch", "iterations", "lr", "grad_clip",
+                   "checkpoint_chunk", "permute_labels", "state_clip", "meta_rnn_hidden")
+
+
+def reevaluate(cfg: Config, path: Union[str, Path], progress: bool = True) -> Path:
+    """Meta-test the learners of an existing artifact again with the evaluation settings of
+    ``cfg`` (baselines' learning rates, streams, seeds) and the current memory probe, and
+    rewrite the artifact. The meta-trained V_M, their curves, times and the code version that
+    trained them are kept; ``evaluation_code_version`` records the code evaluating them.
+
+    Raises ``ValueError`` when ``cfg`` differs from the artifact in anything that shaped
+    meta-training (the seed, ``cfg.network``, :data:`TRAINING_FIELDS`)."""
+    record = load_artifact(path)
+    old = Config.from_dict(record.meta["config"])
+    changed = [f"meta_learning.{f}" for f in TRAINING_FIELDS
+               if getattr(old.meta_learning, f) != getattr(cfg.meta_learning, f)]
+    changed += ["seed"] * (old.seed != cfg.seed) + ["network"] * (old.network != cfg.network)
+    if changed:
+        raise ValueError(f"{path} was meta-trained with other {', '.join(changed)}; re-evaluating would "
+                         "mislabel it; meta-train again instead")
+    _, learners = load_learners(record)
+    device = get_device(cfg.device)
+    curves, trained = record.meta["curves"], record.meta["metrics"]["meta_training"]
+    results = {k: MetaTrainResult(learner=v.to(device), steps=curves[k]["steps"], losses=curves[k]["loss"],
+                                  accuracies=curves[k]["accuracy"], seconds=trained[k]["seconds"],
+                                  peak_memory_mb=trained[k]["peak_memory_mb"],
+                                  code_versions=record.meta.get("code_versions", {}).get(k, []))
+               for k, v in learners.items()}
+    evaluation = evaluate(cfg, learners, progress=progress)
+    memory = {f"chunk_{c}": meta_gradient_memory(cfg, "vsml", c) for c in (0, cfg.meta_learning.checkpoint_chunk)}
+    return save_meta_learning(path, cfg, results, evaluation, memory, trained_by=record.meta["code_version"])
+
+
+def load_learners(record) -> Tuple[Config, Dict[str, nn.Module]]:
+    """The config and meta-trained learners of a loaded artifact (on the CPU)."""
+    cfg = Config.from_dict(record.meta["config"]).override({"device": "cpu"})
+    learners = {}
+    for name, state in record.tensors["learners"].items():
+        learner = build_learner(cfg, name)
+        learner.load_state_dict(state)
+        learners[name] = learner.eval()
+    return cfg, learners
+
+
+def evaluation_from_record(record) -> Dict[str, object]:
+    """The ``evaluation`` dict of :func:`evaluate` rebuilt from a loaded artifact."""
+    m = record.meta["metrics"]
+    counts = {r["_name"]: {"V_M": r["|V_M|"], "V_L": r["|V_L|"]} for r in m["results"]}
+    lr_search = {k: {"lr": v["lr"], "scores": {float(lr): s for lr, s in v["scores"].items()}}
+                 for k, v in m["lr_search"].items()}
+    return {"curves": record.tensors["curves"], "lr_search": lr_search, "counts": counts,
+            "seconds": m["eval_seconds"]}

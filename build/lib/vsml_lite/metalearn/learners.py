@@ -1,0 +1,111 @@
+"""The learners of Chapter 4: the VSML network (:class:`~vsml_lite.network.VSMLNetwork`) and
+the Meta RNN baseline (Hochreiter et al., 2001). A learner is anything with
+``initial_state(batch, generator)`` and ``step(state, x, error, state_clip) -> (state, y)``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Dict, Optional
+
+import torch
+from torch import nn
+
+from ..config import Config
+from ..data import NUM_CLASSES
+from ..device import get_device
+from ..network import VSMLNetwork
+
+#: The meta-learned models, in the order the chapter shows them.
+MODELS = ("vsml", "meta_rnn")
+
+
+class MetaRNN(nn.Module):
+    """One LSTM that reads ``[x_t, e_{t-1}]`` and outputs ``y_t`` through a linear readout:
+    the standard Meta RNN. Its V_L is the LSTM's ``(h, c)`` (``2 · hidden`` numbers); its
+    V_M, the LSTM and readout weights, grows with ``hidden²`` and with the input size.
+
+    Args:
+        input_size: pixels per image.
+        hidden_size: LSTM cell size.
+        micro_ticks: LSTM ticks per datum (as in the VSML network).
+        output_bound: outputs pass through ``bound · tanh(y / bound)``; ``None`` for raw.
+        init_rand_fraction: fraction of the fresh cell vector drawn at random (std
+            ``1/sqrt(hidden)``), as :meth:`VSMLNetwork.initial_state` does.
+        num_classes: output units.
+        generator: seeds the meta variables.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int = 128, micro_ticks: int = 2,
+                 output_bound: Optional[float] = 100.0, init_rand_fraction: float = 0.5,
+                 num_classes: int = NUM_CLASSES, generator: Optional[torch.Generator] = None) -> None:
+        super().__init__()
+        if min(input_size, hidden_size, micro_ticks, num_classes) < 1:
+            raise ValueError(f"need positive sizes, got input {input_size}, hidden {hidden_size}, "
+                             f"ticks {micro_ticks}, classes {num_classes}")
+        self.input_size, self.num_classes = input_size, num_classes
+        self.hidden_size, self.micro_ticks = hidden_size, micro_ticks
+        self.output_bound, self.init_rand_fraction = output_bound, init_rand_fraction
+        self.cell = nn.LSTMCell(input_size + num_classes, hidden_size)
+        self.readout = nn.Linear(hidden_size, num_classes)
+        with torch.no_grad():  # PyTorch's default init, drawn from our generator
+            for p in self.parameters():
+                bound = 1.0 / math.sqrt(p.shape[-1] if p.dim() > 1 else hidden_size)
+                p.copy_(torch.rand(p.shape, generator=generator) * 2 * bound - bound)
+
+    def num_meta_variables(self) -> int:
+        """|V_M|."""
+        return sum(p.numel() for p in self.parameters())
+
+    def num_learned_variables(self) -> int:
+        """|V_L|: the LSTM's hidden and cell vectors."""
+        return 2 * self.hidden_size
+
+    def initial_state(self, batch: int = 1, generator: Optional[torch.Generator] = None):
+        """``(h, c)``, each ``[batch, hidden]``: ``h = 0``, part of ``c`` random."""
+        p = self.readout.weight
+        H, k = self.hidden_size, int(self.hidden_size * self.init_rand_fraction)
+        c = torch.zeros(batch, H)
+        std = 1.0 / math.sqrt(H)
+        nn.init.trunc_normal_(c[:, :k], std=std, a=-2 * std, b=2 * std, generator=generator)
+        return torch.zeros(batch, H, dtype=p.dtype, device=p.device), c.to(p.device, p.dtype)
+
+    def step(self, state, x: torch.Tensor, error: torch.Tensor, state_clip: Optional[float] = None):
+        """Feed ``x [n, input_size]`` and ``error [n, classes]``; returns ``(state, y [n, classes])``."""
+        if x.dim() != 2 or x.shape[1] != self.input_size:
+            raise ValueError(f"x must have shape [n, {self.input_size}], got {list(x.shape)}")
+        if error.shape != (x.shape[0], self.num_classes):
+            raise ValueError(f"error must have shape [{x.shape[0]}, {self.num_classes}], got {list(error.shape)}")
+        h, c = state
+        inputs = torch.cat([x, error], dim=-1)
+        for _ in range(self.micro_ticks):
+            h, c = self.cell(inputs, (h, c))
+            if state_clip is not None:
+                c = c.clamp(-state_clip, state_clip)
+        y = self.readout(h)
+        if self.output_bound is not None:
+            y = self.output_bound * torch.tanh(y / self.output_bound)
+        return (h, c), y
+
+
+def build_learner(cfg: Config, model: str, generator: Optional[torch.Generator] = None) -> nn.Module:
+    """The learner ``model`` (``"vsml"`` or ``"meta_rnn"``) at the sizes of ``cfg``, on
+    ``cfg.device``. The VSML network takes its sub-LSTM settings from ``cfg.network``."""
+    m, n = cfg.meta_learning, cfg.network
+    inputs = m.input_side ** 2
+    if model == "vsml":
+        net = VSMLNetwork([inputs, NUM_CLASSES], hidden_size=n.hidden_size, msg_size=n.msg_size,
+                          micro_ticks=n.micro_ticks, reduce=n.reduce, output_bound=n.output_bound,
+                          init_rand_fraction=n.init_rand_fraction, position_inputs=n.position_inputs,
+                          generator=generator)
+    elif model == "meta_rnn":
+        net = MetaRNN(inputs, m.meta_rnn_hidden, micro_ticks=n.micro_ticks, output_bound=n.output_bound,
+                      init_rand_fraction=n.init_rand_fraction, generator=generator)
+    else:
+        raise ValueError(f"unknown model {model!r}; valid: {', '.join(MODELS)}")
+    return net.to(get_device(cfg.device))
+
+
+def learned_variable_counts(learner: nn.Module) -> Dict[str, int]:
+    """``{"V_M": |V_M|, "V_L": |V_L|}`` of a learner."""
+    return {"V_M": learner.num_meta_variables(), "V_L": learner.num_learned_variables()}

@@ -1,0 +1,126 @@
+"""The named presets of :class:`~vsml_lite.config.Config`: ``smoke`` (seconds; CI), ``cpu``
+(minutes on a 2-core laptop; the default) and ``paper`` (the paper's hyperparameters, Tables 1
+and 2), and :func:`get_config`, which picks one by name or from ``$VSML_PRESET``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Dict, Optional
+
+from .config import (
+    DEFAULT_PRESET,
+    PRESET_ENV_VAR,
+    BackpropCloningConfig,
+    Config,
+    Eq4Config,
+    ForwardCloningConfig,
+    ImproveConfig,
+    MetaLearningConfig,
+)
+
+
+def _smoke() -> Config:
+    return Config(
+        preset="smoke",
+        eq4=Eq4Config(trials=6, max_A=4, max_N=4, ticks=3),
+        forward_cloning=ForwardCloningConfig(batch_size=256, iterations=300, log_every=20,
+                                             checkpoint_every=100, grid_x=41, grid_w=21),
+        backprop_cloning=BackpropCloningConfig(
+            rollout=2, local_batch=256, local_iterations=40, shallow_iterations=6,
+            deep_gt_iterations=4, deep_own_iterations=4, net_groups=2, net_learner_batch=2,
+            warmup_max=20, input_side=7, deep_hidden=8, log_every=2, checkpoint_every=10,
+            test_learner_batch=8, test_steps=12, eval_every=4, eval_examples=64, test_seeds=2),
+        meta_learning=MetaLearningConfig(
+            input_side=4, episode_length=8, meta_batch=4, iterations=6, checkpoint_chunk=4,
+            meta_rnn_hidden=16, log_every=2, checkpoint_every=4, test_steps=30, test_seeds=3,
+            adam_lrs=(1e-3, 1e-2), adam_hidden=16, lr_search_seeds=2),
+        improve=ImproveConfig(
+            generations=3, inner_steps=4, learner_batch=4, population=4, population_chunk=2,
+            input_side=4, test_steps=8, eval_every=4, eval_examples=64, test_seeds=2, early_steps=4),
+    )
+
+
+def _cpu() -> Config:
+    return Config(
+        preset="cpu",
+        eq4=Eq4Config(trials=20, max_A=6, max_N=8, ticks=5),
+        forward_cloning=ForwardCloningConfig(batch_size=CPU_CLONE_BATCH, iterations=CPU_CLONE_ITERATIONS,
+                                             log_every=100, checkpoint_every=1000),
+        # Chapter 3 on 14 × 14 inputs (1,960 sub-LSTMs in the shallow learner instead of 7,840)
+        # and 0.04% of Table 1's cloning budget: about 15 minutes of cloning on 2 cores, and
+        # about an hour of meta-testing (6 runs x 6 seeds x 600 steps).
+        backprop_cloning=BackpropCloningConfig(
+            local_batch=2048, local_iterations=6000, shallow_iterations=300, deep_gt_iterations=100,
+            deep_own_iterations=100, net_groups=4, net_learner_batch=4, warmup_max=200,
+            input_side=14, log_every=50, checkpoint_every=500, test_steps=600, eval_every=50,
+            eval_examples=1000),
+        # Chapter 4 on 7 × 7 inputs (490 sub-LSTMs instead of 7,840) and 100-step episodes:
+        # about 35 minutes of meta-training for the VSML network and 10 for the Meta RNN on
+        # 2 cores.
+        meta_learning=MetaLearningConfig(
+            input_side=7, episode_length=100, meta_batch=16, iterations=3000, log_every=25,
+            checkpoint_every=100),
+        # Chapter 5 on 7 × 7 inputs, 100 learner steps of 16 copies per evaluation, 20
+        # generations of 8 candidates: minutes on 2 cores instead of Table 2's GPU budget.
+        improve=ImproveConfig(
+            generations=20, inner_steps=100, learner_batch=16, population=8, population_chunk=10,
+            input_side=7, test_steps=500, eval_every=50, eval_examples=1000, test_seeds=10,
+            early_steps=50),
+    )
+
+
+def _paper() -> Config:
+    # Chapter 1 has no paper hyperparameters; check many more (A, N) pairs instead.
+    # Forward cloning: Table 1 as it stands (the ForwardCloningConfig defaults).
+    # CMA-ES (Table 2) improves the paper-scale clone, once a campaign has made it.
+    return Config(preset="paper", eq4=Eq4Config(trials=100, max_A=6, max_N=8, ticks=10),
+                  improve=ImproveConfig(source_artifact="paper"))
+
+
+#: The ``cpu`` preset's forward cloning run: a few minutes on 2 cores instead of Table 1's
+#: 10^6 iterations of 32,768 examples.
+CPU_CLONE_BATCH, CPU_CLONE_ITERATIONS = 4096, 20_000
+
+
+#: Preset name -> factory of its :class:`Config`.
+PRESETS: Dict[str, Callable[[], Config]] = {"smoke": _smoke, "cpu": _cpu, "paper": _paper}
+
+
+def config_diff(cfg: Config, other: Optional[Config] = None) -> Dict[str, tuple]:
+    """The settings where ``cfg`` differs from ``other`` (default: the preset ``cfg`` names),
+    as ``{"section.field": (value in cfg, value in other)}``: what a run changed with
+    :meth:`Config.override`."""
+    other = PRESETS[cfg.preset]() if other is None else other
+
+    def flat(d, prefix=""):
+        out = {}
+        for k, v in d.items():
+            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k: v})
+        return out
+
+    a, b = flat(cfg.to_dict()), flat(other.to_dict())
+    return {k: (a[k], b.get(k)) for k in a if a[k] != b.get(k)}
+
+
+def get_config(preset: Optional[str] = None, **overrides: Any) -> Config:
+    """Build the :class:`Config` of a named preset.
+
+    Args:
+        preset: ``"smoke"``, ``"cpu"`` or ``"paper"``. ``None`` reads ``$VSML_PRESET`` and
+            falls back to ``"cpu"``.
+        **overrides: top-level fields to change (``seed=3``); use :meth:`Config.override`
+            for ``"section.field"`` keys.
+
+    Raises:
+        ValueError: for an unknown preset (the message lists the valid ones) or field.
+    """
+    source = "argument"
+    if preset is None:
+        preset = os.environ.get(PRESET_ENV_VAR) or DEFAULT_PRESET
+        source = f"${PRESET_ENV_VAR}" if os.environ.get(PRESET_ENV_VAR) else "default"
+    if preset not in PRESETS:
+        raise ValueError(
+            f"unknown preset {preset!r} (from {source}); valid presets: {', '.join(PRESETS)}"
+        )
+    return PRESETS[preset]().override(overrides)

@@ -1,0 +1,15 @@
+"""A pip install (Colab's) takes exactly the packages pyproject.toml lists: every package of
+vsml_lite must be there, or the installed book fails at its first import."""
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_every_subpackage_is_listed_in_pyproject():
+    tomllib = pytest.importorskip("tomllib")
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "vsml_lite").rglob("__init__.py")}
+    assert found == listed, f"packages on disk {sorted(found)} but pyproject.toml lists {sorted(listed)}"
