@@ -29,6 +29,8 @@ def main(argv=None) -> int:
     parser.add_argument("--minutes", type=float, help="the session's window in minutes")
     parser.add_argument("--device", default="auto", help="auto (default), cuda or cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (1 beside other work)")
+    parser.add_argument("--compile", default=None, choices=vl.compiled.COMPILE_MODES,
+                        help="how the steps run (Config.compile; default auto: compiled on CUDA)")
     parser.add_argument("--runs", nargs="*", default=None, metavar="KIND",
                         help=f"runs to advance, in queue order (default all: {' '.join(campaign.KINDS)})")
     parser.add_argument("--dir", default=str(campaign.DEFAULT_DIRECTORY), help="campaign folder")
@@ -51,8 +53,9 @@ def main(argv=None) -> int:
         print(f"campaign: {args.minutes} minutes on {args.device}"
               + (f", {args.threads} thread(s)" if args.threads else "") + f", code {vl.artifacts.code_version()}")
         try:
+            overrides = {**parse_set(args.set), **({"compile": args.compile} if args.compile else {})}
             record = campaign.run_campaign(args.minutes, args.device, args.threads, args.dir, args.out, args.runs,
-                                           parse_set(args.set), args.preset, progress=not args.quiet)
+                                           overrides, args.preset, progress=not args.quiet)
         except KeyboardInterrupt as stop:
             print(f"stopped: {stop}; progress is in {Path(args.dir) / 'progress.json'}")
             return 130
