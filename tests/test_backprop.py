@@ -170,6 +170,34 @@ def test_shipped_clone_matches_autograd_on_held_out_data(data_root):
             assert sim["forward_cosine"] > 0.98 and sim["forward_rel_error"] < 0.3, sim
             assert sim["update_cosine"] > 0.65, sim
             assert sim["backward_cosine"] > 0.2, sim
+            assert sim["bias_cosine"] > 0.9 and sim["weight_cosine"] > 0.2, sim
+
+
+def test_fidelity_reports_weights_and_biases_apart_and_over_many_steps(data_root):
+    """The combined update is the weights' and the biases' changes together; the accumulated
+    comparison's SGD side is plain SGD from the same weights on the same batches."""
+    _, cfg, clones = _shipped()
+    cfg = cfg.override({"device": "cpu", "backprop_cloning.input_side": 7})
+    test = bp.load_split(cfg, "mnist", train=False)
+    sizes = bp.arrangement(cfg, "shallow")
+    pairs = bp.one_step_comparison(clones["curriculum"], cfg, test, sizes, learners=2, copies=4, warmup=3, seed=2)
+    assert set(pairs) == set(bp.PARTS)
+    sim = bp.fidelity(clones["curriculum"], cfg, test, sizes, learners=2, copies=4, warmup=3, seed=2)
+    both = [torch.cat([pairs["weight updates"][i], pairs["bias updates"][i]]) for i in (0, 1)]
+    assert sim["update_cosine"] == pytest.approx(
+        torch.nn.functional.cosine_similarity(both[0], both[1], dim=0).item(), abs=1e-6)
+    changes = bp.accumulated_comparison(clones["curriculum"], cfg, test, sizes, steps=5, learners=2, copies=4, seed=3)
+    gen = vl.make_generator(3)
+    start = bp.init_weights(sizes, 2, gen)
+    weights = start
+    for _ in range(5):
+        idx = torch.randint(len(test), (2, 4), generator=gen)
+        weights, _ = bp.mlp_sgd_step(weights, test.images[idx], test.labels[idx], bp.learning_rate(cfg))
+    torch.testing.assert_close(changes["weight change"][1], (weights[0][0] - start[0][0]).reshape(-1))
+    torch.testing.assert_close(changes["bias change"][1], (weights[0][1] - start[0][1]).reshape(-1))
+    totals = bp.accumulated_fidelity(clones["curriculum"], cfg, test, sizes, steps=5, learners=2, copies=4, seed=3)
+    assert set(totals) == {"weight_total_cosine", "weight_total_ratio", "bias_total_cosine", "bias_total_ratio"}
+    assert all(v == v for v in totals.values())  # no NaN
 
 
 def test_shipped_clone_learns_mnist_without_autograd(data_root):

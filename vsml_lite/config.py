@@ -192,6 +192,10 @@ class BackpropCloningConfig:
         deep_hidden: hidden neurons of the deep arrangement (Figure 5: 32).
         log_every, checkpoint_every: iterations per loss-curve point / per checkpoint.
 
+    Fidelity (the clone beside autograd on held-out data, recorded per part):
+        fidelity_steps: steps of learning beside SGD over which the total change of the
+            weights and of the biases is compared (shallow runs); 0 for one step only.
+
     Meta-test (the clone as a learner, no autograd):
         test_learner_batch: copies averaged after every step (Appendix D: 64).
         test_steps: learner steps per run; eval_every: steps between test-accuracy points.
@@ -228,6 +232,7 @@ class BackpropCloningConfig:
     deep_hidden: int = 32
     log_every: int = 1000
     checkpoint_every: int = 10_000
+    fidelity_steps: int = 300
     test_learner_batch: int = 64
     test_steps: int = 2000
     eval_every: int = 100

@@ -29,7 +29,7 @@ def _smoke() -> Config:
         backprop_cloning=BackpropCloningConfig(
             rollout=2, local_batch=256, local_iterations=40, shallow_iterations=6,
             deep_gt_iterations=4, deep_own_iterations=4, net_groups=2, net_learner_batch=2,
-            warmup_max=20, input_side=7, deep_hidden=8, log_every=2, checkpoint_every=10,
+            warmup_max=20, input_side=7, deep_hidden=8, log_every=2, checkpoint_every=10, fidelity_steps=4,
             test_learner_batch=8, test_steps=12, eval_every=4, eval_examples=64, test_seeds=2),
         meta_learning=MetaLearningConfig(
             input_side=4, episode_length=8, meta_batch=4, iterations=6, checkpoint_chunk=4,

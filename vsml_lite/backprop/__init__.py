@@ -76,4 +76,12 @@ from .learner import (
     make_learner,
     new_clone_lstm,
 )
-from .probes import background_value, fidelity, hold_drift, one_step_comparison
+from .probes import (
+    PARTS,
+    accumulated_comparison,
+    accumulated_fidelity,
+    background_value,
+    fidelity,
+    hold_drift,
+    one_step_comparison,
+)

@@ -147,7 +147,8 @@ def evaluate_clones(cfg: Config, lstms: Dict[str, SubLSTM], cache: Union[str, Pa
                 splits[dataset, train] = load_split(cfg, dataset, train)
         sizes = arrangement(cfg, arch)
         lstm = lstms[clone]
-        fid = fidelity(lstm, cfg, splits[dataset, False], sizes, seed=cfg.seed)
+        fid = fidelity(lstm, cfg, splits[dataset, False], sizes, seed=cfg.seed,
+                       accumulate=p.fidelity_steps if arch == "shallow" else 0)
         curves = learning_curves(lstm, cfg, splits[dataset, True], splits[dataset, False], sizes,
                                  seeds=[cfg.seed + s for s in range(p.test_seeds)], progress=progress,
                                  desc=key)

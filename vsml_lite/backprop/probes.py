@@ -25,6 +25,15 @@ def _rel_error(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a - b).norm() / b.norm().clamp_min(1e-12)).item()
 
 
+#: The quantities compared with autograd, in the order of the chapter's tables: what the
+#: forward phase outputs, what the backward phase sends down, and the change of the weights
+#: and of the biases the state holds. The weight and bias parts are kept apart: the biases'
+#: updates are most of the update vector's norm, and a combined number can look good while
+#: the weights barely follow backpropagation.
+PARTS = {"forward outputs": "forward", "errors sent down": "backward", "weight updates": "weight",
+         "bias updates": "bias"}
+
+
 @torch.no_grad()
 def one_step_comparison(lstm: SubLSTM, cfg: Config, data: TensorData, layer_sizes: Sequence[int],
                         learners: int = 4, copies: int = 16, warmup: int = 100,
@@ -37,10 +46,10 @@ def one_step_comparison(lstm: SubLSTM, cfg: Config, data: TensorData, layer_size
     from the weights their states hold.
 
     Returns:
-        ``{"forward outputs": (clone, autograd), "errors sent down": (...),
-        "weight updates": (...)}``, flat tensors: the logits, the errors every layer sends
-        down, and the change of every weight and bias (read from the state after averaging
-        over the copies; autograd's is ``-η · gradient``).
+        ``{part: (clone, autograd)}`` for every part of :data:`PARTS`, flat tensors: the
+        logits, the errors every layer sends down, the change of every weight ``w_ab`` and
+        the change of every bias ``b_ab`` (read from the state after averaging over the
+        copies; autograd's is ``-η · gradient``).
     """
     gen = make_generator(seed)
     device = next(lstm.parameters()).device
@@ -62,22 +71,81 @@ def one_step_comparison(lstm: SubLSTM, cfg: Config, data: TensorData, layer_size
     state, errs = learner.backward(state, inputs, cross_entropy_error(y, labels.reshape(-1)))
     after = learner.read_weights(learner.average(state))
     lr = learning_rate(cfg)
-    flat = lambda ts: torch.cat([t.reshape(-1) for t in ts]).cpu()  # noqa: E731
-    return {"forward outputs": (flat([y]), flat([logits_gt])),
-            "errors sent down": (flat(errs), flat(errs_gt)),
-            "weight updates": (flat([a - w for pair_a, pair_w in zip(after, weights) for a, w in zip(pair_a, pair_w)]),
-                               flat([-lr * g for pair in grads for g in pair]))}
+    return {"forward outputs": (_flat([y]), _flat([logits_gt])),
+            "errors sent down": (_flat(errs), _flat(errs_gt)),
+            "weight updates": (_flat([a[0] - w[0] for a, w in zip(after, weights)]), _flat([-lr * g[0] for g in grads])),
+            "bias updates": (_flat([a[1] - w[1] for a, w in zip(after, weights)]), _flat([-lr * g[1] for g in grads]))}
 
 
-def fidelity(lstm: SubLSTM, cfg: Config, data: TensorData, layer_sizes: Sequence[int], **kw) -> Dict[str, float]:
-    """Cosine similarity and relative error (``|clone - autograd| / |autograd|``) of the
-    outputs, backward errors and weight updates of :func:`one_step_comparison` (same
-    arguments). Exact backpropagation gives cosine 1 and relative error 0."""
+def _flat(ts) -> torch.Tensor:
+    return torch.cat([t.reshape(-1) for t in ts]).cpu()
+
+
+@torch.no_grad()
+def accumulated_comparison(lstm: SubLSTM, cfg: Config, data: TensorData, layer_sizes: Sequence[int],
+                           steps: int = 300, learners: int = 4, copies: int = 16,
+                           seed: int = 0) -> Dict[str, Tuple[torch.Tensor, torch.Tensor]]:
+    """The clone and autograd-SGD learn side by side for ``steps`` steps, from the same fresh
+    weights and on the same batches of ``data``; what each has changed by the end.
+
+    One step can look right and still drift: a small error repeated every step (a weight that
+    creeps, a bias that grows) adds up. Returns ``{"weight change": (clone, sgd),
+    "bias change": (clone, sgd)}``: the total change of every weight and bias (flat; the
+    clone's read from its state, averaged over the copies)."""
+    from .ground_truth import mlp_sgd_step
+
+    gen = make_generator(seed)
+    device = next(lstm.parameters()).device
+    learner = make_learner(lstm, cfg, layer_sizes)
+    G, n = learners, copies
+    start = init_weights(layer_sizes, G, gen, device)
+    state, sgd = learner.state_from_weights(start, n), start
+    for _ in range(steps):
+        idx = torch.randint(len(data), (G, n), generator=gen)
+        x, labels = data.images[idx].to(device), data.labels[idx].to(device)
+        state, _ = learner.step(state, x.reshape(G * n, -1), labels.reshape(-1))
+        sgd, _ = mlp_sgd_step(sgd, x, labels, learning_rate(cfg))
+    held = learner.read_weights(state)
+    return {f"{part} change": (_flat([h[k] - s[k] for h, s in zip(held, start)]),
+                               _flat([w[k] - s[k] for w, s in zip(sgd, start)]))
+            for k, part in ((0, "weight"), (1, "bias"))}
+
+
+def fidelity(lstm: SubLSTM, cfg: Config, data: TensorData, layer_sizes: Sequence[int],
+             accumulate: int = 0, **kw) -> Dict[str, float]:
+    """How close the clone is to backpropagation, part by part (:data:`PARTS`).
+
+    For one step (:func:`one_step_comparison`, same keyword arguments): ``<part>_cosine`` and
+    ``<part>_rel_error`` (``|clone - autograd| / |autograd|``) for ``forward``, ``backward``,
+    ``weight`` and ``bias``, and ``update_*`` for weights and biases together (what earlier
+    records call the weight update). Exact backpropagation gives cosine 1 and relative error 0.
+
+    With ``accumulate = T > 0`` also the total change over ``T`` steps of learning beside SGD
+    (:func:`accumulated_comparison`): ``weight_total_cosine``, ``weight_total_ratio``
+    (``|clone's change| / |SGD's change|``) and the same for ``bias``.
+    """
     pairs = one_step_comparison(lstm, cfg, data, layer_sizes, **kw)
+    pairs["all updates"] = tuple(torch.cat([pairs["weight updates"][i], pairs["bias updates"][i]]) for i in (0, 1))
     out = {}
-    for name, key in (("forward outputs", "forward"), ("errors sent down", "backward"), ("weight updates", "update")):
+    for name, key in (*PARTS.items(), ("all updates", "update")):
         c, t = pairs[name]
         out[f"{key}_cosine"], out[f"{key}_rel_error"] = _cosine(c, t), _rel_error(c, t)
+    if accumulate:
+        kept = {k: v for k, v in kw.items() if k in ("learners", "copies", "seed")}
+        out.update(accumulated_fidelity(lstm, cfg, data, layer_sizes, accumulate, **kept))
+    return out
+
+
+def accumulated_fidelity(lstm: SubLSTM, cfg: Config, data: TensorData, layer_sizes: Sequence[int],
+                         steps: int = 300, **kw) -> Dict[str, float]:
+    """:func:`accumulated_comparison` (same arguments) in numbers: ``weight_total_cosine``,
+    ``weight_total_ratio`` (``|clone's change| / |SGD's change|``) and the same for ``bias``.
+    Exact backpropagation gives cosine 1 and ratio 1."""
+    out = {}
+    for name, (c, t) in accumulated_comparison(lstm, cfg, data, layer_sizes, steps, **kw).items():
+        key = name.split()[0]
+        out[f"{key}_total_cosine"] = _cosine(c, t)
+        out[f"{key}_total_ratio"] = (c.norm() / t.norm().clamp_min(1e-12)).item()
     return out
 
 
