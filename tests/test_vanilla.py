@@ -160,3 +160,31 @@ def test_equivalence_sweep_detects_a_wrong_w_tilde(monkeypatch):
     monkeypatch.setattr(vanilla, "w_tilde", lambda W, C, A: real(C, W, A))
     rows = vl.equivalence_sweep(trials=3, max_A=3, max_N=3, ticks=2, seed=0)
     assert max(r["max |Eq.3 - Eq.1|"] for r in rows) > 1e-3
+
+
+@pytest.mark.parametrize("A,N", [(1, 1), (3, 2), (4, 5)])
+def test_eq14_fast_equals_the_loop_and_reduces_to_eq3(A, N):
+    gen = torch.Generator().manual_seed(A * 10 + N)
+    s, W, C, U = (torch.randn(*shape, generator=gen, dtype=torch.float64) for shape in
+                  ((A, A, N), (N, N), (N, N), (N, N)))
+    b_hat = torch.randn(N, generator=gen, dtype=torch.float64)
+    torch.testing.assert_close(vl.vs_meta_rnn_step_eq14(s, W, C, U, b_hat),
+                               vl.vs_meta_rnn_step_eq14_reference(s, W, C, U, b_hat))
+    torch.testing.assert_close(vl.vs_meta_rnn_step_eq14(s, W, C, torch.zeros_like(U), b_hat),
+                               vl.vs_meta_rnn_step(s, W, C, b_hat))
+    with pytest.raises(ValueError, match="U"):
+        vl.vs_meta_rnn_step_eq14(s, W, C, torch.zeros(N + 1, N + 1, dtype=torch.float64), b_hat)
+
+
+def test_eq14_backward_term_reaches_a_sub_rnn_from_its_output_neuron_only():
+    """Sub-RNN (a, b) hears, through U, exactly the sub-RNNs (b, c) that start at neuron b."""
+    A, N = 3, 2
+    s = torch.zeros(A, A, N, dtype=torch.float64)
+    s[2, 0] = 1.0  # only sub-RNN (2, 0) is active: it starts at neuron 2
+    zero = torch.zeros(N, N, dtype=torch.float64)
+    out = vl.vs_meta_rnn_step_eq14(s, zero, zero, torch.eye(N, dtype=torch.float64), torch.zeros(N, dtype=torch.float64),
+                                   activation=lambda x: x)
+    heard = out.abs().sum(-1) > 0  # [A, B]
+    expected = torch.zeros(A, A, dtype=torch.bool)
+    expected[:, 2] = True  # every (a, 2): its output neuron b = 2 is where (2, 0) starts
+    assert torch.equal(heard, expected)

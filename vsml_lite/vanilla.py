@@ -155,6 +155,69 @@ def vs_meta_rnn_step_reference(
     return out
 
 
+def vs_meta_rnn_step_eq14(
+    s: torch.Tensor,
+    W: torch.Tensor,
+    C: torch.Tensor,
+    U: torch.Tensor,
+    b_hat: torch.Tensor,
+    activation: Activation = torch.tanh,
+) -> torch.Tensor:
+    """One tick of the VS Meta RNN with the backward interaction term of Eq. 14::
+
+        s_abj <- σ(b̂_j + Σ_i s_abi W_ij + Σ_{c,i} s_cai C_ij + Σ_{c,i} s_bci U_ij)
+
+    Read as a layer whose sub-RNN ``(a, b)`` sits on the connection from neuron ``a`` to
+    neuron ``b``: ``W`` is its own recurrence; ``C`` brings the messages of the sub-RNNs
+    ``(c, a)`` that end in its input neuron ``a`` (Eq. 3's interaction, running forward);
+    ``U`` brings those of the sub-RNNs ``(b, c)`` that start at its output neuron ``b``
+    (running backward, "connections in the opposite direction compared to Figure 1c"). With
+    ``U = 0`` it is Eq. 3. Both interaction terms are computed once per neuron and broadcast.
+    The paper's typeset labels call the ``W`` term "forward" and both others "backward"; the
+    text and Figure 1c give the reading here. Chapter 3 runs this with the sub-LSTM as σ
+    (:func:`vsml_lite.network.dense_ticks`: its forward and backward messages are the C and U
+    terms).
+
+    Args:
+        s: state ``[A, B, N]`` with ``A == B``.
+        W, C, U: ``[N, N]`` each, shared by all ``A·B`` sub-RNNs.
+        b_hat: ``[N]`` bias.
+        activation: σ (default ``tanh``).
+
+    Returns:
+        The new state ``[A, B, N]``.
+    """
+    A, B, N = _check_vs_args(s, W, C, b_hat)
+    _check_square("U", U, N)
+    own = s @ W  # [A, B, N]: Σ_i s_abi W_ij
+    from_below = s.sum(dim=0) @ C  # [A, N]: row a is Σ_{c,i} s_cai C_ij
+    from_above = s.sum(dim=1) @ U  # [B, N]: row b is Σ_{c,i} s_bci U_ij
+    return activation(b_hat + own + from_below[:, None, :] + from_above[None, :, :])  # (Eq. 14)
+
+
+def vs_meta_rnn_step_eq14_reference(
+    s: torch.Tensor,
+    W: torch.Tensor,
+    C: torch.Tensor,
+    U: torch.Tensor,
+    b_hat: torch.Tensor,
+    activation: Activation = torch.tanh,
+) -> torch.Tensor:
+    """Eq. 14 written as plainly as possible: a loop over every sub-RNN ``(a, b)`` and every
+    ``c``. Slow; it exists to be read and to test :func:`vs_meta_rnn_step_eq14` against."""
+    A, B, N = _check_vs_args(s, W, C, b_hat)
+    _check_square("U", U, N)
+    out = torch.empty_like(s)
+    for a in range(A):
+        for b in range(B):
+            pre = b_hat + s[a, b] @ W  # the sub-RNN's own recurrence
+            for c in range(A):
+                pre = pre + s[c, a] @ C  # from sub-RNN (c, a): the layer below, forward
+                pre = pre + s[b, c] @ U  # from sub-RNN (b, c): the layer above, backward
+            out[a, b] = activation(pre)
+    return out
+
+
 def w_tilde_6d(W: torch.Tensor, C: torch.Tensor, A: int) -> torch.Tensor:
     """W̃ of Eq. 19 in its six-axis form ``[c, d, i, a, b, j]`` (shape ``[A, A, N, A, A, N]``)::
 
