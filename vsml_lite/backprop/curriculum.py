@@ -142,14 +142,14 @@ def sample_stage(cfg: Config, stage: str, data: Optional[TensorData], gen: torch
     G, n = p.net_groups, p.net_learner_batch
     weights = init_weights(sizes, G, gen, device)
     warm = int(torch.randint(p.warmup_max + 1, (), generator=gen))
+
+    def draw():  # indices from the CPU generator; the images wherever the data lives
+        idx = to_device(torch.randint(len(data), (G, n), generator=gen), data.images.device)
+        return to_device(data.images[idx], device), to_device(data.labels[idx], device)
+
     for _ in range(warm):  # plain SGD from the fresh weights: realistic weights to start from
-        idx = torch.randint(len(data), (G, n), generator=gen)
-        weights, _ = mlp_sgd_step(weights, data.images[idx].to(device), data.labels[idx].to(device),
-                                  learning_rate(cfg))
-    batches = []
-    for _ in range(p.rollout):
-        idx = torch.randint(len(data), (G, n), generator=gen)
-        batches.append((to_device(data.images[idx], device), to_device(data.labels[idx], device)))
+        weights, _ = mlp_sgd_step(weights, *draw(), learning_rate(cfg))
+    batches = [draw() for _ in range(p.rollout)]
     return weights, batches, "labels", stage == "deep_gt"
 
 
@@ -232,7 +232,7 @@ class BackpropCloningTask:
         if data is None and any(s != "local" for s, _ in self.schedule):
             data = downsample_dataset(load_dataset("mnist", train=True, root=cfg.data.root,
                                                    download=cfg.data.download), p.input_side)
-        self.data = data
+        self.data = data.to(self.device) if data is not None else None  # batches are indexed there
         lstm = new_clone_lstm(cfg)
         if init is not None:
             lstm.load_state_dict(init)
