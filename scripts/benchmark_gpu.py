@@ -239,6 +239,9 @@ def main(argv=None) -> int:
                     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.case_timeout)
                     failed = proc.returncode != 0
                     reason = proc.stderr.strip().splitlines()[-1] if failed and proc.stderr.strip() else ""
+                    if proc.returncode < 0:  # killed by a signal; SIGKILL is most likely the out-of-memory killer
+                        reason = f"killed by signal {-proc.returncode}" + (
+                            " (out of memory, most likely)" if proc.returncode == -9 else "")
                 except subprocess.TimeoutExpired:
                     failed, reason = True, f"timed out after {args.case_timeout:.0f} s"
                 if failed:
