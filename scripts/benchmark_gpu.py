@@ -17,7 +17,9 @@ vsml_lite.training.run repeats (forward, backward and optimiser step included):
 For each case and each way of running it (eager; compiled with the device's `auto` mode) the
 script runs a child process that builds the task, runs warm-up iterations (which include
 compiling), then times iterations (synchronised), counts the kernels one iteration launches
-(torch profiler; on the CPU it counts operators instead), and reads the peak memory. On the
+(torch profiler; on the CPU it counts operators instead), and reads the peak memory (the task,
+its data and the iterations, compiling included: CUDA's peak allocation, or on the CPU the
+growth of the process's peak resident set). On the
 CPU each child uses the cores other processes leave free, and only eager runs ("auto" is
 eager there). It prints
 a table, checks the issue's GPU targets (forward cloning <= 1 ms, backprop `local` <= 3 ms per
@@ -101,6 +103,9 @@ def child(case: str, mode: str, preset: str, device: str, warmup: int, iteration
         vl.device.use_free_cores()  # with a campaign on the other core, two threads are slower than one
     setting = "off" if mode == "eager" else "auto" if mode == "auto" else mode
     cfg = case_config(case, preset, device, setting, cma_steps)
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    before = ml.peak_memory_mb(dev) if dev.type == "cpu" else 0.0  # the process's peak before the task
     began = time.perf_counter()
     task, first, total = build(case, cfg)
     sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
@@ -110,9 +115,6 @@ def child(case: str, mode: str, preset: str, device: str, warmup: int, iteration
         it += 1
     sync()
     warm_seconds = time.perf_counter() - began
-    if dev.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(dev)
-    before = ml.peak_memory_mb(dev) if dev.type == "cpu" else 0.0
     start = time.perf_counter()
     for _ in range(iterations):
         task.step(it)
