@@ -171,12 +171,11 @@ def projection_hours(records, preset: str) -> dict:
 
     out = {"forward_cloning": hours("forward_cloning")}
     parts = [hours(c) for c in ("backprop_local", "backprop_shallow")]
-    deep = best.get("backprop_deep")
-    if deep is not None:  # deep_gt and deep_own have the same shapes: time one, count both
-        cfg = vl.get_config(preset)
-        parts.append(deep["ms_per_iteration"] * (cfg.backprop_cloning.deep_gt_iterations
-                                                 + cfg.backprop_cloning.deep_own_iterations) / 3.6e6)
-    out["backprop_cloning"] = None if None in parts else sum(parts)
+    deep = best.get("backprop_deep")  # deep_gt and deep_own have the same shapes: time one, count both
+    cfg = vl.get_config(preset)
+    parts.append(None if deep is None else deep["ms_per_iteration"] * (
+        cfg.backprop_cloning.deep_gt_iterations + cfg.backprop_cloning.deep_own_iterations) / 3.6e6)
+    out["backprop_cloning"] = None if None in parts else sum(parts)  # a stage not measured: no projection
     meta = [hours("meta_vsml"), hours("meta_rnn")]
     out["meta_learning"] = None if None in meta else sum(meta)
     cma = best.get("cmaes_generation")
@@ -258,7 +257,8 @@ def main(argv=None) -> int:
                       f"{r['kernels_per_iteration']:>8} {r['peak_mb']:>9.1f} {r['warmup_seconds']:>9.1f}"
                       + (f" {r['threads']:>7}" if r["threads"] else "") + flag)
     hours = projection_hours(records, preset)
-    print("\nprojected wall time of each full run at the fastest measured way (hours): "
+    print("\nprojected wall time of each full run at the fastest measured way (hours; '-' where a case "
+          "it needs was not measured): "
           + ", ".join(f"{k} {v if v is not None else '-'}" for k, v in hours.items()))
     if dev.type == "cuda" and not args.smoke:
         for case, target in TARGETS_MS.items():
