@@ -147,3 +147,17 @@ def test_many_writers_on_one_checkpoint_never_leave_a_torn_file(tmp_path):
         assert w.exitcode == 0
     assert len(seen - {-1}) >= 2, "the writers did not overlap; the test proves nothing"
     assert not list(tmp_path.glob(".*.tmp")), "a temporary file was left behind"
+
+
+def test_a_field_added_since_the_checkpoint_resumes_at_its_default():
+    """A campaign's checkpoint outlives code changes: a config field added later, at its
+    default, does not refuse it; a changed or unknown field does."""
+    cfg = vl.get_config("paper")
+    old = training.config_guard(cfg)
+    del old["backprop_cloning"]["fidelity_steps"]  # made before this field existed
+    assert training.same_guard(old, training.config_guard(cfg))
+    assert not training.same_guard(old, training.config_guard(cfg.override({"backprop_cloning.fidelity_steps": 7})))
+    assert not training.same_guard({**old, "no_such_section": {}}, training.config_guard(cfg))
+    assert training.same_guard({**old, "model": "vsml"}, training.config_guard(cfg, model="vsml"))
+    assert not training.same_guard({**old, "model": "vsml"}, training.config_guard(cfg, model="meta_rnn"))
+    assert not training.same_guard(None, training.config_guard(cfg))

@@ -113,6 +113,36 @@ def config_guard(cfg, **extra: Any) -> Dict[str, Any]:
     return guard
 
 
+def same_guard(saved: Optional[Mapping[str, Any]], current: Mapping[str, Any]) -> bool:
+    """Whether a checkpoint's guard allows resuming under ``current``.
+
+    Code changes between the sessions of a long run: a config field added since the checkpoint
+    was made counts as the same when it sits at its default (the run behaved as that default),
+    and :data:`EXECUTION_FIELDS` never count. A field the code no longer has, or any other
+    difference, refuses the checkpoint."""
+    if saved is None:
+        return False
+    return _normalised(saved) == _normalised(current)
+
+
+def _normalised(guard: Mapping[str, Any]) -> Dict[str, Any]:
+    import dataclasses
+
+    from .config import Config
+
+    names = {f.name for f in dataclasses.fields(Config)}
+    config = {k: v for k, v in guard.items() if k in names}
+    extra = {k: v for k, v in guard.items() if k not in names}
+    if config:
+        try:
+            config = Config.from_dict(config).to_dict()  # fields added since take their defaults
+        except (TypeError, ValueError):  # a field the code no longer has
+            return dict(guard)
+        for k in EXECUTION_FIELDS:
+            config.pop(k, None)
+    return {**config, **extra}
+
+
 class StopRequest:
     """While active, Ctrl-C (SIGINT) and SIGTERM only set ``requested``; :func:`run` checks it
     between iterations, saves a checkpoint and stops. A second Ctrl-C stops at once."""
@@ -170,7 +200,7 @@ def run(task: Task, checkpoint: Union[str, Path, None] = None, guard: Optional[M
     last_logged = 0  # iteration of the latest log point
     state = load_checkpoint(checkpoint) if checkpoint is not None else None
     if state is not None:
-        if state.get("guard") != guard:
+        if not same_guard(state.get("guard"), guard):
             raise ValueError(f"checkpoint {checkpoint} was made with another config; delete it or "
                              "use the config it records")
         task.load_state_dict(state["task"])
