@@ -17,29 +17,28 @@ def eager_ticks(monkeypatch):
     monkeypatch.setattr(vl.fused, "available", lambda: False)
 
 
-def _run(task, iterations):
-    losses = [task.step(i) for i in range(iterations)]
-    return losses, {k: v.detach().clone() for k, v in task.state_dict().items() if isinstance(v, torch.Tensor)}
-
-
 def _assert_same(a, b):
     for ma, mb in zip(a, b):
         for k in ma:
             torch.testing.assert_close(ma[k], mb[k], rtol=1e-4, atol=1e-6, msg=k)
 
 
+def _run_both(make, cfg, iterations):
+    """Build the task eagerly and compiled (Inductor's default mode), run both for
+    ``iterations`` steps; the metrics and the weights must agree. Returns the compiled task."""
+    eager, fast = make(cfg.override({"compile": "off"})), make(cfg.override({"compile": "default"}))
+    _assert_same([eager.step(i) for i in range(iterations)], [fast.step(i) for i in range(iterations)])
+    for (k, a), (_, b) in zip(eager.lstm.state_dict().items(), fast.lstm.state_dict().items()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6, msg=k)
+    return fast
+
+
 @pytest.mark.slow
 def test_compiled_forward_cloning_step_equals_eager(eager_ticks):
     cfg = vl.get_config("smoke").override({"device": "cpu", "forward_cloning.batch_size": 64})
-    eager = cloning.ForwardCloningTask(cfg.override({"compile": "off"}))
-    fast = cloning.ForwardCloningTask(cfg.override({"compile": "default"}))
-    assert not eager.loss.compiled and fast.loss.compiled
-    le, _ = _run(eager, 3)
-    lf, _ = _run(fast, 3)
-    assert fast.loss.error is None
-    _assert_same(le, lf)
-    for (k, a), (_, b) in zip(eager.lstm.state_dict().items(), fast.lstm.state_dict().items()):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6, msg=k)
+    fast = _run_both(cloning.ForwardCloningTask, cfg, 3)
+    assert fast.loss.compiled, fast.loss.error
+    assert not cloning.ForwardCloningTask(cfg.override({"compile": "off"})).loss.compiled
 
 
 @pytest.mark.slow
@@ -48,14 +47,8 @@ def test_compiled_backprop_cloning_rollout_equals_eager(eager_ticks):
                                            "backprop_cloning.shallow_iterations": 0,
                                            "backprop_cloning.deep_gt_iterations": 0,
                                            "backprop_cloning.deep_own_iterations": 0})
-    eager = bp.BackpropCloningTask(cfg.override({"compile": "off"}))
-    fast = bp.BackpropCloningTask(cfg.override({"compile": "default"}))
-    le, _ = _run(eager, 2)
-    lf, _ = _run(fast, 2)
+    fast = _run_both(bp.BackpropCloningTask, cfg, 2)
     assert fast.rollouts["local"].compiled, fast.rollouts["local"].error
-    _assert_same(le, lf)
-    for (k, a), (_, b) in zip(eager.lstm.state_dict().items(), fast.lstm.state_dict().items()):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6, msg=k)
 
 
 @pytest.mark.slow

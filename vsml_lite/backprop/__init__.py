@@ -22,15 +22,8 @@ batch of 64 copies (Appendix D). The same network trained by autograd-SGD
 (:func:`mlp_sgd_step`, same parameterisation, initial weights, data order and learning rate) is
 the ground truth the clone is trained towards and compared with.
 
-Cloning follows Appendix B's curriculum, one stage after another with one Adam optimiser:
-
-1. ``local``: single sub-LSTMs on random data (Table 1: inputs ~ N(0, 2²)), random weights and
-   random incoming errors;
-2. ``shallow``: a one-layer learner on MNIST, matched in its outputs, backward errors and
-   weights against autograd;
-3. ``deep_gt``: a two-layer learner on MNIST whose hidden layer receives the ground-truth
-   backward errors;
-4. ``deep_own``: the same with the learner's own backward errors.
+Cloning follows Appendix B's curriculum of four stages (:mod:`.curriculum`): single sub-LSTMs on
+random data, then one-layer and two-layer learners on MNIST.
 
 The package's modules, in reading order: :mod:`.ground_truth` (the tanh network and autograd),
 :mod:`.learner` (the cloned learner), :mod:`.curriculum` (cloning, Appendix B),
