@@ -92,3 +92,22 @@ def test_compile_settings():
     assert compiled.resolve("off", cuda) is None and compiled.resolve("default", cpu) == "default"
     with pytest.raises(ValueError, match="unknown compile setting 'fast'; valid: auto, off"):
         cloning.ForwardCloningTask(vl.get_config("smoke").override({"compile": "fast", "device": "cpu"}))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("mode", ["default", "reduce-overhead"])
+def test_compiled_steps_equal_eager_on_cuda(mode):
+    """On a GPU: forward cloning and backprop cloning's stage `local`, compiled (with CUDA
+    graphs under reduce-overhead) against eager, a few iterations from the same start."""
+    base = vl.get_config("smoke").override({"device": "cuda", "forward_cloning.batch_size": 512,
+                                            "backprop_cloning.local_iterations": 3,
+                                            "backprop_cloning.shallow_iterations": 0,
+                                            "backprop_cloning.deep_gt_iterations": 0,
+                                            "backprop_cloning.deep_own_iterations": 0})
+    for make, its in ((cloning.ForwardCloningTask, 4), (bp.BackpropCloningTask, 3)):
+        eager, fast = make(base.override({"compile": "off"})), make(base.override({"compile": mode}))
+        le = [{k: v.clone() for k, v in eager.step(i).items()} for i in range(its)]
+        lf = [{k: v.clone() for k, v in fast.step(i).items()} for i in range(its)]
+        _assert_same(le, lf)
+        for (k, a), (_, b) in zip(eager.lstm.state_dict().items(), fast.lstm.state_dict().items()):
+            torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-5, msg=k)
