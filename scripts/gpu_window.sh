@@ -8,16 +8,20 @@
 #               it checkpoints), so the GPU continues the latest checkpoints and no run forks.
 #               Builds .gpu/ (ignored by git): the datasets gzipped, the cma wheel for the GPU
 #               machine's Python 3.12, and nothing else.
-#   2. device:  run with command "bash scripts/gpu_window.sh run", carry [".gpu"], timeout_s 600.
-#               Writes $OUT/window.tgz (benchmarks/, campaign/, any finished *_paper artifact)
-#               and $OUT/window.log.
+#   2. device:  run with command "bash scripts/gpu_window.sh run", carry [".gpu"], timeout_s 600:
+#               the GPU tests, the benchmark, then the campaign. Writes $OUT/window.tgz
+#               (benchmarks/, campaign/, any finished *_paper artifact) and $OUT/window-run.log.
+#               If device time remains (each command is at most 10 minutes), unpack (step 3)
+#               and run "COMPILE=auto|off bash scripts/gpu_window.sh campaign" for the campaign
+#               alone, with the setting the first command chose (its log says which).
 #   3. here:    bash scripts/gpu_window.sh unpack <files_at>/window.tgz
 #               Unpacks over the checkout; commit benchmarks/, campaign/ and new artifacts, then
 #               restart the CPU campaign from the GPU's checkpoints.
 #
 # Budget of step 2 (WINDOW_SECONDS, default 570 of the 600-second limit): the benchmark gets
-# BENCH_SECONDS (default 180) after the GPU tests (at most 150 s), the campaign what is left. For a dry run of step 2 on the CPU,
-# in a scratch clone: DEVICE=cpu BENCH_ARGS=--smoke CAMPAIGN_ARGS="--preset smoke" OUT=/tmp/o.
+# BENCH_SECONDS (default 180) after the GPU tests (at most 150 s), the campaign what is left.
+# For a dry run of step 2 on the CPU, in a scratch clone:
+#   DEVICE=cpu BENCH_ARGS=--smoke CAMPAIGN_ARGS="--preset smoke" OUT=/tmp/o bash scripts/gpu_window.sh run
 set -euo pipefail
 cd "$(dirname "$0")/.."
 step=${1:-}
@@ -40,14 +44,13 @@ prepare)
   du -sh .gpu
   echo "now: device run, command 'bash scripts/gpu_window.sh run', carry ['.gpu'], timeout_s 600"
   ;;
-run)
+run|campaign)
   start=$SECONDS
   window=${WINDOW_SECONDS:-570}
   bench=${BENCH_SECONDS:-180}
   out=${OUT:-/tmp/window-out}
   mkdir -p "$out" /tmp/site /tmp/data
-  log="$out/window.log"
-  exec > >(tee "$log") 2>&1
+  exec > >(tee "$out/window-$step.log") 2>&1
   export PYTHONUNBUFFERED=1
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .gpu/whl/*.whl
   export PYTHONPATH="$PWD:/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
@@ -59,13 +62,15 @@ run)
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || true
   python3 -c "import torch, vsml_lite as vl; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), vl.artifacts.code_version())"
   device=${DEVICE:-cuda}
-  if [ "$device" = cuda ]; then  # the GPU-only tests first: compiled steps with CUDA graphs equal eager ones
-    timeout 150 python3 -m pytest -q -m gpu -p no:cacheprovider tests || echo "gpu tests: failed (see above)"
-  fi
-  python3 scripts/benchmark_gpu.py --device "$device" --budget "$bench" --case-timeout 120 ${BENCH_ARGS:-} \
-    || echo "benchmark: some cases failed (see above)"
-  # The campaign compiles its steps only where the benchmark saw compiling work and pay off.
-  compile=$(python3 - <<'PY'
+  compile=${COMPILE:-auto}
+  if [ "$step" = run ]; then
+    if [ "$device" = cuda ]; then  # the GPU-only tests first: compiled steps with CUDA graphs equal eager ones
+      timeout 150 python3 -m pytest -q -m gpu -p no:cacheprovider tests || echo "gpu tests: failed (see above)"
+    fi
+    python3 scripts/benchmark_gpu.py --device "$device" --budget "$bench" --case-timeout 120 ${BENCH_ARGS:-} \
+      || echo "benchmark: some cases failed (see above)"
+    # The campaign compiles its steps only where the benchmark saw compiling work and pay off.
+    compile=$(python3 - <<'PY'
 import glob, json, os
 files = glob.glob("benchmarks/*.json")
 best = "off"
@@ -78,7 +83,8 @@ if files:  # the record the benchmark just wrote
 print(best)
 PY
 )
-  echo "campaign compile setting: $compile (from the benchmark)"
+    echo "campaign compile setting: $compile (from the benchmark)"
+  fi
   left=$(( window - (SECONDS - start) ))
   minutes=$(python3 -c "print(max(($left - 40) / 60, 0.5))")  # 40 s for packing and the way back
   python3 scripts/campaign.py --minutes "$minutes" --device "$device" --compile "$compile" --quiet ${CAMPAIGN_ARGS:-} \
@@ -94,7 +100,7 @@ unpack)
   python scripts/campaign.py --status
   ;;
 *)
-  sed -n '2,22p' "$0"
+  sed -n '2,/^set -euo/p' "$0" | sed '$d'  # the comment above
   exit 2
   ;;
 esac
