@@ -322,7 +322,8 @@ def _pack_pool(pool: Dict[str, object]) -> Dict[str, object]:
     packed = {"weights": pool["weights"], "state": pool["state"], "copies": 1}
     G = pool["weights"][0][0].shape[0]
     n = pool["state"][0][0].shape[0] // G
-    firsts = [(h[::n], c[::n]) for h, c in pool["state"]]
+    firsts = [(h[::n].clone(), c[::n].clone()) for h, c in pool["state"]]  # not views: torch.save
+    # would write a view's whole storage
     if all(torch.equal(h, fh.repeat_interleave(n, 0)) and torch.equal(c, fc.repeat_interleave(n, 0))
            for (h, c), (fh, fc) in zip(pool["state"], firsts)):
         packed.update(state=firsts, copies=n)
