@@ -4,6 +4,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import matplotlib.pyplot as plt  # noqa: E402
+
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
@@ -58,3 +60,14 @@ def test_chapter3_figures_draw_from_recorded_curves():
     pairs = {"forward outputs": (torch.randn(50), torch.randn(50))}
     plt.close(vl.viz.plot_fidelity_scatter(pairs))
     vl.viz.learning_curves_explorer({"curriculum/mnist/shallow": run})
+
+
+def test_chapter2_figures_and_explorer_draw():
+    """Figure 4 (lines and error heat-map), the loss curve and the explorer, from a fresh clone."""
+    cfg = vl.get_config("smoke").override({"forward_cloning.grid_x": 11, "forward_cloning.grid_w": 5})
+    lstm = vl.cloning.new_sub_lstm(cfg)
+    fig = vl.viz.plot_figure4(lstm, cfg, bias=0.5)
+    assert len(fig.axes) >= 2
+    assert vl.viz.plot_loss_curve([1, 2, 3], [1.0, 0.5, 0.25], title="t") is not None
+    assert vl.viz.forward_clone_explorer(lstm, vl.cloning.new_sub_lstm(cfg, seed=1), cfg) is not None
+    plt.close("all")

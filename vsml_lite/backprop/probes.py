@@ -13,7 +13,7 @@ from ..config import Config
 from ..data import NORMALIZATION, TensorData
 from ..device import make_generator
 from ..network import SubLSTM, cross_entropy_error
-from .ground_truth import init_weights, mlp_backprop
+from .ground_truth import init_weights, mlp_backprop, mlp_sgd_step
 from .learner import learning_rate, make_learner
 
 
@@ -92,8 +92,6 @@ def accumulated_comparison(lstm: SubLSTM, cfg: Config, data: TensorData, layer_s
     creeps, a bias that grows) adds up. Returns ``{"weight change": (clone, sgd),
     "bias change": (clone, sgd)}``: the total change of every weight and bias (flat; the
     clone's read from its state, averaged over the copies)."""
-    from .ground_truth import mlp_sgd_step
-
     gen = make_generator(seed)
     device = next(lstm.parameters()).device
     learner = make_learner(lstm, cfg, layer_sizes)

@@ -17,7 +17,7 @@ def plot_forward_clone_lines(lstm, cfg, bias: float = 0.0, weights=FIGURE4_WEIGH
     import matplotlib.pyplot as plt
     import torch
 
-    from . import cloning
+    from .. import cloning
 
     if ax is None:
         _, ax = plt.subplots(figsize=(5.5, 4.0))
@@ -43,7 +43,7 @@ def plot_forward_clone_error(lstm, cfg, bias: float = 0.0, x_max: Optional[float
     """Figure 4 (right): heat-map of ``|output - target|`` over ``(x, w)``. Returns the Figure."""
     import matplotlib.pyplot as plt
 
-    from . import cloning
+    from .. import cloning
 
     xs, ws, y, t = cloning.grid_predictions(lstm, cfg, bias, x_max)
     err = (y - t).abs()  # [gx, gw]
