@@ -4,7 +4,9 @@ Starts V_M from one of the clones of a backprop-cloning artifact, continues clon
 artifact's config plus ``--set`` overrides (by default stage ``local`` only), then prints
 
 * how well the clone holds a weight when the input is the MNIST background value and no error
-  arrives (``bp.hold_drift``), before and after, and
+  arrives (``bp.hold_drift``), before and after,
+* its fidelity to backpropagation part by part (``bp.fidelity``: one step; weights and biases
+  apart) and over 300 steps beside SGD (``bp.accumulated_fidelity``), before and after, and
 * a short shallow MNIST run of the clone beside SGD (``bp.learning_curves``), before and after.
 
 It is a probe for trying cloning changes on a clone that took GPU time to make; it writes no
@@ -38,7 +40,16 @@ def report(lstm, cfg, title: str, steps: int, seeds: int) -> None:
           + ", ".join(f"{b:+.3f}" for b in d["bias"][-1].tolist()))
     short = cfg.override({"backprop_cloning.test_steps": steps, "backprop_cloning.test_seeds": seeds})
     train, test = bp.load_split(short, "mnist", True), bp.load_split(short, "mnist", False)
-    out = bp.learning_curves(lstm, short, train, test, bp.arrangement(short, "shallow"),
+    sizes = bp.arrangement(short, "shallow")
+    one = bp.fidelity(lstm, short, test, sizes, seed=cfg.seed)
+    total = bp.accumulated_fidelity(lstm, short, test, sizes, 300, learners=1, copies=8, seed=cfg.seed)
+    print(f"[{title}] one step beside autograd (MNIST test, shallow), cosine: forward {one['forward_cosine']:.3f}, "
+          f"backward {one['backward_cosine']:.3f}, weights {one['weight_cosine']:.3f}, "
+          f"biases {one['bias_cosine']:.3f}, both {one['update_cosine']:.3f}")
+    print(f"[{title}] after 300 steps beside SGD: weight change {total['weight_total_ratio']:.2f}x SGD's at cosine "
+          f"{total['weight_total_cosine']:.3f}; bias change {total['bias_total_ratio']:.2f}x at cosine "
+          f"{total['bias_total_cosine']:.3f}")
+    out = bp.learning_curves(lstm, short, train, test, sizes,
                              seeds=list(range(seeds)), progress=False)
     for who in ("clone", "sgd"):
         acc = out[who]["test_accuracy"].mean(0)
@@ -59,6 +70,7 @@ def main() -> None:
     parser.add_argument("--save", default=None, help="write the fine-tuned V_M (state dict) here")
     args = parser.parse_args()
 
+    vl.device.use_free_cores()
     record = vl.load_artifact(args.artifact)
     made_with, clones = bp.load_backprop_clone(record)
     stages_off = {f"backprop_cloning.{s}_iterations": 0 for s in bp.STAGES if s != "local"}
