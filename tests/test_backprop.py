@@ -332,3 +332,14 @@ def test_a_checkpoint_stores_one_copy_per_learner_of_the_pool(tmp_path):
     again.load_state_dict(torch.load(tmp_path / "s.pt", weights_only=False))
     for (h, c), (h2, c2) in zip(task.pool["state"], again.pool["state"]):
         assert torch.equal(h, h2) and torch.equal(c, c2)
+
+
+def test_update_loss_weighs_weights_and_biases_as_asked():
+    gen = torch.Generator().manual_seed(0)
+    read = [(torch.randn(2, 3, 4, generator=gen), torch.randn(2, 3, 4, generator=gen))]
+    target = [(torch.randn(2, 3, 4, generator=gen), torch.randn(2, 3, 4, generator=gen))]
+    l1 = torch.nn.functional.smooth_l1_loss
+    w_only = bp.curriculum._weight_loss(read, target, 0.5, part_weights=(1.0, 0.0))
+    torch.testing.assert_close(w_only, l1(read[0][0] / 0.5, target[0][0] / 0.5))
+    both = bp.curriculum._weight_loss(read, target, 0.5)
+    torch.testing.assert_close(both, (l1(read[0][0] / 0.5, target[0][0] / 0.5) + l1(read[0][1] / 0.5, target[0][1] / 0.5)) / 2)

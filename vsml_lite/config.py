@@ -153,6 +153,9 @@ class BackpropCloningConfig:
             learning rate on ``w`` is ``state_scale · update_scale``.
         update_loss_weight: weight of the update loss (measured in units of one example's
             largest update) against the forward and backward losses.
+        update_part_weights: weights of the weights' and of the biases' parts of the update
+            loss (a lever of Chapter 3's ablation: the clone's bias updates follow
+            backpropagation far better than its weight updates).
         update_unit: weights are compared in units of this fraction of one example's largest
             update: a learner batch's mean update is far smaller than one example's, and an
             error that every step repeats (a drift) adds up over thousands of steps.
@@ -209,6 +212,7 @@ class BackpropCloningConfig:
     state_scale: float = STATE_SCALE
     update_scale: float = UPDATE_TARGET_SCALE
     update_loss_weight: float = 1.0
+    update_part_weights: Tuple[float, float] = (1.0, 1.0)
     update_unit: float = 0.05
     value_unit: float = 0.01
     param_range: float = 1.0

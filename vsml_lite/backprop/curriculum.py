@@ -42,7 +42,8 @@ def _smooth_l1(a, b):
 
 def rollout_losses(learner: CloneLearner, weights: Weights, batches, lr: float, value_unit: float,
                    update_unit: float = 1.0, errors_from: str = "labels",
-                   given_errors: bool = False, state: Optional["CloneState"] = None):
+                   given_errors: bool = False, state: Optional["CloneState"] = None,
+                   part_weights=(1.0, 1.0)):
     """Run the learner and autograd-SGD side by side for a few steps and measure how far the
     learner is from backpropagation.
 
@@ -58,6 +59,7 @@ def rollout_losses(learner: CloneLearner, weights: Weights, batches, lr: float, 
         given_errors: feed the lower layers the ground-truth backward errors (``deep_gt``).
         state: the learner's state to start from (it must hold ``weights``); default
             :meth:`CloneLearner.state_from_weights`.
+        part_weights: weights of the weights' and the biases' parts of the update loss.
 
     Returns:
         ``(losses, state)``: the learner's final state and
@@ -90,14 +92,18 @@ def rollout_losses(learner: CloneLearner, weights: Weights, batches, lr: float, 
             _smooth_l1(e / value_unit, t.reshape(G * n, -1) / value_unit) for e, t in zip(errs, errs_gt)) / len(errs)
         state = learner.average(state)
         weights = [(w - lr * gw, b - lr * gb) for (w, b), (gw, gb) in zip(weights, grads)]
-        loss["update"] = loss["update"] + _weight_loss(learner.read_weights(state), weights, update_unit * lr)
+        loss["update"] = loss["update"] + _weight_loss(learner.read_weights(state), weights, update_unit * lr,
+                                                       part_weights)
     k = len(batches)
     return {"forward": loss["forward"] / k, "backward": loss["backward"] / k, "update": loss["update"] / k}, state
 
 
-def _weight_loss(read: Weights, target: Weights, scale: float) -> torch.Tensor:
-    return sum(_smooth_l1(rw / scale, tw / scale) + _smooth_l1(rb / scale, tb / scale)
-               for (rw, rb), (tw, tb) in zip(read, target)) / (2 * len(read))
+def _weight_loss(read: Weights, target: Weights, scale: float, part_weights=(1.0, 1.0)) -> torch.Tensor:
+    """Smooth L1 between the weights and biases read from the state and the ground truth's, in
+    units of ``scale``; ``part_weights`` weighs the weights' and the biases' parts."""
+    pw, pb = part_weights
+    return sum(pw * _smooth_l1(rw / scale, tw / scale) + pb * _smooth_l1(rb / scale, tb / scale)
+               for (rw, rb), (tw, tb) in zip(read, target)) / ((pw + pb) * len(read))
 
 
 def stage_sizes(cfg: Config, stage: str) -> List[int]:
@@ -281,7 +287,8 @@ class BackpropCloningTask:
         weights, start = _refresh_pool(self.pool, learner, weights, batches[0][0].shape[1], p.horizon, self.gen)
         compiled.mark_step_begin(self.device)
         losses, final = self.rollouts[stage](weights, batches, learning_rate(cfg), p.value_unit,
-                                             p.update_unit, errors_from, given, state=start)
+                                             p.update_unit, errors_from, given, state=start,
+                                             part_weights=p.update_part_weights)
         self.pool["state"] = [(h.detach(), c.detach()) for h, c in final.layers]
         self.pool["weights"] = [(w.detach(), b.detach()) for w, b in learner.read_weights(final)]
         loss = losses["forward"] + losses["backward"] + p.update_loss_weight * losses["update"]
