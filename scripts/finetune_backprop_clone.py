@@ -68,6 +68,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300, help="learner steps of the MNIST check")
     parser.add_argument("--seeds", type=int, default=2, help="seeds of the MNIST check")
     parser.add_argument("--save", default=None, help="write the fine-tuned V_M (state dict) here")
+    parser.add_argument("--no-before", action="store_true", help="skip the report on the clone before fine-tuning")
     args = parser.parse_args()
 
     vl.device.use_free_cores()
@@ -78,7 +79,8 @@ def main() -> None:
     print(f"fine-tuning the {args.clone!r} clone of {args.artifact} "
           f"(code {record.meta['code_version']}); changed settings: {vl.config_diff(cfg, made_with)}")
     before = clones[args.clone]
-    report(before, cfg, "before", args.steps, args.seeds)
+    if not args.no_before:
+        report(before, cfg, "before", args.steps, args.seeds)
     started = time.perf_counter()
     result = bp.train_backprop_cloning(cfg, init=before.state_dict())
     print(f"fine-tuned in {time.perf_counter() - started:.0f} s; last losses: "
