@@ -46,25 +46,88 @@ def test_formulas_the_clone_learns_equal_autograd():
 
 def test_state_holds_the_weights_and_averaging_is_per_learner():
     cfg = _cfg()
-    learner = bp.CloneLearner(bp.new_clone_lstm(cfg), [3, 2], micro_ticks=1)
+    learner = vl.VSMLNetwork([3, 2], micro_ticks=1, reduce="sum", output_bound=None, lstm=bp.new_clone_lstm(cfg))
     weights = _random_weights([3, 2], groups=2, dtype=torch.float32)
-    state = learner.state_from_weights(weights, copies=4)
-    assert state.layers[0][1].shape == (8, 3, 2, cfg.backprop_cloning.hidden_size)
-    for (w, b), (rw, rb) in zip(weights, learner.read_weights(state)):
+    state = bp.state_from_weights(learner, weights, copies=4, state_scale=2.0)
+    assert state[0].c.shape == (8, 3, 2, cfg.backprop_cloning.hidden_size)
+    for (w, b), (rw, rb) in zip(weights, bp.read_weights(state, 2, 2.0)):
         torch.testing.assert_close(rw, w)
         torch.testing.assert_close(rb, b)
     x = torch.randn(8, 3)
-    state, inputs, y = learner.forward(state, x)
+    state, inputs, y = learner.forward_phase(state, x)
     assert y.shape == (8, 2) and inputs[0] is x
-    avg = learner.average(state)
-    h = avg.layers[0][0].reshape(2, 4, 3, 2, -1)
+    avg = vl.average_learner_batch(state, groups=2)
+    h = avg[0].h.reshape(2, 4, 3, 2, -1)
     torch.testing.assert_close(h[:, 0], h[:, 3])
-    torch.testing.assert_close(h[0, 0], state.layers[0][0][:4].mean(0))
+    torch.testing.assert_close(h[0, 0], state[0].h[:4].mean(0))
     assert not torch.allclose(h[0, 0], h[1, 0])
-    with pytest.raises(ValueError, match=r"x must have shape \[N, 3\]"):
-        learner.forward(state, torch.randn(8, 4))
+    with pytest.raises(ValueError, match=r"x must have shape \[n, 3\]"):
+        learner.forward_phase(state, torch.randn(8, 4))
     with pytest.raises(ValueError, match=r"must be \[G, 3, 2\]"):
-        learner.state_from_weights([(torch.zeros(1, 2, 2), torch.zeros(1, 2, 2))], 1)
+        bp.state_from_weights(learner, [(torch.zeros(1, 2, 2), torch.zeros(1, 2, 2))], 1, 2.0)
+    with pytest.raises(ValueError, match="does not split into 3 learners"):
+        vl.average_learner_batch(state, groups=3)
+
+
+def _layout1_step(lstm, state, x, labels, groups, micro_ticks, clip):
+    """A learner step as clones of message layout 1 were run (the learner before it became the
+    network in two phases): one value slot, 0, for a layer's input and its output alike."""
+    def phase(s, x, e):
+        M = lstm.msg_size
+        fwd = torch.nn.functional.pad(x[..., None], (0, M - 1))
+        bwd = torch.nn.functional.pad(e[..., None], (0, M - 1))
+        h, c, f, g = vl.dense_ticks(lstm, vl.LayerState(s.h, s.c, fwd, bwd), micro_ticks, "sum", clip)
+        return vl.LayerState(h, c, fwd, bwd), f[..., 0], g[..., 0]
+
+    new, inputs = [], []
+    for s in state:
+        inputs.append(x)
+        s, x, _ = phase(s, x, x.new_zeros(x.shape[0], s.h.shape[2]))
+        new.append(s)
+    e = vl.cross_entropy_error(x, labels)
+    for l in reversed(range(len(new))):
+        new[l], _, e = phase(new[l], inputs[l], e)
+    return vl.average_learner_batch(new, groups), x
+
+
+def test_a_layout_1_clone_upgraded_learns_exactly_as_before():
+    """Clones made before the learner became the network in two phases read each layer's
+    output from slot 0; :func:`upgrade_clone_state` moves it to OUTPUT_SLOT, and the network
+    in two phases then computes what the old learner did with the old V_M."""
+    cfg = _cfg()
+    old = bp.new_clone_lstm(cfg, seed=3)
+    with torch.no_grad():
+        old.fwd_bias.normal_(generator=torch.Generator().manual_seed(4))  # slot-dependent biases too
+    new = bp.new_clone_lstm(cfg)
+    new.load_state_dict(bp.upgrade_clone_state(old.state_dict(), 1))
+    assert not torch.equal(new.fwd_proj, old.fwd_proj)
+    sizes, G, n = [6, 5, 3], 2, 3
+    weights = _random_weights(sizes, G, dtype=torch.float32)
+    gen = torch.Generator().manual_seed(5)
+    learner = bp.make_learner(new, cfg, sizes)
+    s_new = bp.state_from_weights(learner, weights, n, 2.0)
+    s_old = bp.state_from_weights(learner, weights, n, 2.0)
+    with torch.no_grad():
+        for _ in range(3):
+            x, labels = torch.randn(G * n, 6, generator=gen), torch.randint(3, (G * n,), generator=gen)
+            s_new, y_new = learner.learn_step(s_new, x, labels, G)
+            s_old, y_old = _layout1_step(old, s_old, x, labels, G, learner.micro_ticks, learner.state_clip)
+            torch.testing.assert_close(y_new, y_old)
+    for a, b in zip(s_new, s_old):
+        torch.testing.assert_close(a.c, b.c)
+    same = bp.upgrade_clone_state(new.state_dict(), bp.CLONE_LAYOUT)
+    assert all(torch.equal(v, new.state_dict()[k]) for k, v in same.items())
+    with pytest.raises(ValueError, match="unknown clone layout 7"):
+        bp.upgrade_clone_state(new.state_dict(), 7)
+
+
+def test_artifacts_record_their_layout_and_old_ones_load_upgraded():
+    class Record:
+        def __init__(self, meta):
+            self.meta = meta
+
+    assert bp.clone_layout(Record({})) == 1
+    assert bp.clone_layout(Record({"clone_layout": bp.CLONE_LAYOUT})) == bp.CLONE_LAYOUT
 
 
 @pytest.mark.parametrize("stage", bp.STAGES)
@@ -78,10 +141,10 @@ def test_every_curriculum_stage_gives_a_loss_with_gradients(stage):
     # Units far above the untrained clone's errors keep Smooth L1 quadratic: in its linear part
     # every element's gradient is ±1/N, and a bias gradient (a sum of them) can cancel to
     # exactly 0 (it did for fwd_bias on 4 of 60 random data draws).
-    losses, state = bp.rollout_losses(learner, weights, batches, bp.learning_rate(cfg), 1e3, 1e3,
-                                      errors_from, given)
+    losses, state = bp.rollout_losses(learner, weights, batches, bp.learning_rate(cfg), 1e3,
+                                      cfg.backprop_cloning.state_scale, 1e3, errors_from, given)
     assert set(losses) == {"forward", "backward", "update"}
-    assert isinstance(state, bp.CloneState)
+    assert len(state) == len(bp.stage_sizes(cfg, stage)) - 1 and isinstance(state[0], vl.LayerState)
     sum(losses.values()).backward()
     assert all(torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0 for p in lstm.parameters()
                if p is not lstm.bwd_proj or stage != "local")
@@ -343,3 +406,17 @@ def test_update_loss_weighs_weights_and_biases_as_asked():
     torch.testing.assert_close(w_only, l1(read[0][0] / 0.5, target[0][0] / 0.5))
     both = bp.curriculum._weight_loss(read, target, 0.5)
     torch.testing.assert_close(both, (l1(read[0][0] / 0.5, target[0][0] / 0.5) + l1(read[0][1] / 0.5, target[0][1] / 0.5)) / 2)
+
+
+def test_cloning_can_start_from_chapter_2s_forward_clone():
+    """``init_forward_clone`` starts V_M from the shipped forward clone: the same sub-LSTM."""
+    cfg = _cfg(**{"backprop_cloning.init_forward_clone": "cpu", "backprop_cloning.hidden_size": 32,
+                  "backprop_cloning.msg_size": 8})
+    task = bp.BackpropCloningTask(cfg)
+    record = vl.artifacts.load_artifact(vl.artifacts.pretrained_path("forward_cloning", "cpu"))
+    for k, v in vl.cloning.load_forward_clone(record).state_dict().items():
+        assert torch.equal(task.lstm.state_dict()[k], v), k
+    with pytest.raises(FileNotFoundError, match="init_forward_clone='nowhere'"):
+        bp.BackpropCloningTask(cfg.override({"backprop_cloning.init_forward_clone": "nowhere"}))
+    with pytest.raises(ValueError, match="cell size 32 and message size 8, backprop cloning 16"):
+        bp.BackpropCloningTask(cfg.override({"backprop_cloning.hidden_size": 16}))

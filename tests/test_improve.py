@@ -52,9 +52,9 @@ def test_the_population_axis_equals_one_learner_per_candidate():
     for k in range(3):
         learner = bp.make_learner(improve.load_vector(lstm, vectors[k]), cfg, sizes)
         with torch.no_grad():
-            state = learner.state_from_weights(weights, 4)
+            state = bp.state_from_weights(learner, weights, 4, cfg.backprop_cloning.state_scale)
             for t in range(5):
-                state, logits = learner.step(state, xs[t], ys[t])
+                state, logits = learner.learn_step(state, xs[t], ys[t])
                 loss = torch.nn.functional.cross_entropy(logits, ys[t])
                 torch.testing.assert_close(batched[k, t], loss, rtol=1e-5, atol=1e-5)
 

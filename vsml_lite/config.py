@@ -142,6 +142,10 @@ class BackpropCloningConfig:
     Appendix B's curriculum, Table 1), then running the clone as a learner (Figures 5, 7-9).
 
     Cloning (every stage: Adam at ``lr`` on Smooth L1 losses, Table 1):
+        init_forward_clone: ``""`` starts V_M as a fresh sub-LSTM; a preset name (e.g.
+            ``"cpu"``, ``"paper"``) starts it from Chapter 2's forward clone of that scale
+            (``vsml_lite/pretrained/forward_cloning_<preset>``), as the paper's story goes:
+            forward computation first, then backpropagation. Its sizes must match.
         hidden_size: LSTM cell size (Table 1: 32).
         msg_size: message width.
         micro_ticks: LSTM ticks per phase (forward phase, then backward phase) and layer.
@@ -206,6 +210,7 @@ class BackpropCloningConfig:
         test_seeds: seeds per curve (Figures 5, 7, 8: 6).
     """
 
+    init_forward_clone: str = ""
     hidden_size: int = 32
     msg_size: int = 8
     micro_ticks: int = 2

@@ -98,12 +98,11 @@ class _ParameterView:
 def _unroll_one(params, like: SubLSTM, cfg: Config, layer_sizes, weights, xs, ys) -> torch.Tensor:
     """One candidate's learner over the stream: per-step mean cross-entropy ``[T]``."""
     p = cfg.backprop_cloning
-    learner = bp.CloneLearner(_ParameterView(params, like), layer_sizes, p.micro_ticks,
-                              cfg.network.meta_test_state_clip, p.state_scale, fused=False)
-    state = learner.state_from_weights(weights, xs.shape[1])
+    learner = bp.make_learner(_ParameterView(params, like), cfg, layer_sizes, fused=False)
+    state = bp.state_from_weights(learner, weights, xs.shape[1], p.state_scale)
     losses = []
     for t in range(xs.shape[0]):
-        state, logits = learner.step(state, xs[t], ys[t])
+        state, logits = learner.learn_step(state, xs[t], ys[t])
         losses.append(nn.functional.cross_entropy(logits, ys[t]))
     return torch.stack(losses)
 
@@ -268,7 +267,9 @@ def search(cfg: Config, lstm: SubLSTM, clone_cfg: Config, train: TensorData,
     """
     task = SearchTask(cfg, lstm, clone_cfg, train)
     rank, _ = distributed_context()
-    out = training.run(task, checkpoint, training.config_guard(cfg), progress, deadline, writer=rank == 0)
+    # A checkpoint of another message layout would continue the search in the wrong slots: refused.
+    out = training.run(task, checkpoint, training.config_guard(cfg, clone_layout=bp.CLONE_LAYOUT), progress,
+                       deadline, writer=rank == 0)
     history = {"generation": out.history["iteration"],
                **{k: out.history.get(k, []) for k in ("mean_loss", "clone_loss", "best_loss",
                                                       "population_loss", "sigma")}}
@@ -358,6 +359,7 @@ def save_improved(path: Union[str, Path], cfg: Config, clone_cfg: Config, result
     rows = results_table(curves, cfg)
     _, world = distributed_context()
     meta = {"kind": KIND, "preset": cfg.preset, "seed": cfg.seed, "config": cfg.to_dict(),
+            "clone_layout": bp.CLONE_LAYOUT,
             "source": {"artifact": f"{bp.KIND}_{cfg.improve.source_artifact}", "clone": cfg.improve.source_clone,
                        "config": clone_cfg.to_dict()},
             "metrics": {"population": result.population, "dimension": int(result.start.numel()),
@@ -400,5 +402,10 @@ def load_improved(record) -> Dict[str, object]:
     clone_cfg = Config.from_dict(record.meta["source"]["config"]).override({"device": "cpu"})
     p = clone_cfg.backprop_cloning
     like = SubLSTM(p.hidden_size, p.msg_size)
-    return {"cfg": cfg, "clone_cfg": clone_cfg, "clone": load_vector(like, record.tensors["start"]),
-            "improved": load_vector(like, record.tensors["improved"])}
+    layout = bp.clone_layout(record)  # V_M vectors of the layout the source clone was made in
+
+    def load(vector):
+        return bp.load_clone_state(clone_cfg, load_vector(like, vector).state_dict(), layout)
+
+    return {"cfg": cfg, "clone_cfg": clone_cfg, "clone": load(record.tensors["start"]),
+            "improved": load(record.tensors["improved"])}

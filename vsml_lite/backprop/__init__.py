@@ -15,8 +15,8 @@ its cell state (slots :data:`~vsml_lite.cloning.WEIGHT_SLOT` / ``BIAS_SLOT``, di
   ``w_ab ← w_ab - η · e_b · tanh(x_a)`` and ``b_ab ← b_ab - η · e_b`` (η = 0.02, see
   :func:`learning_rate`).
 
-A learner made of such layers (:class:`CloneLearner`) learns with no gradient computed
-anywhere: it runs the forward phase, compares its output with the label
+A learner made of such layers (Chapter 2's :class:`~vsml_lite.network.VSMLNetwork` in two
+phases, built by :func:`make_learner`) learns with no gradient computed anywhere: it runs the forward phase, compares its output with the label
 (``e = softmax(y) - onehot``), runs the backward phase, and averages its states over a learner
 batch of 64 copies (Appendix D). The same network trained by autograd-SGD
 (:func:`mlp_sgd_step`, same parameterisation, initial weights, data order and learning rate) is
@@ -50,6 +50,7 @@ from .experiment import (
     PAPER_ACCURACY,
     accuracy_table,
     arrangement,
+    clone_layout,
     evaluate_clones,
     learning_curves,
     load_backprop_clone,
@@ -61,13 +62,15 @@ from .experiment import (
 )
 from .ground_truth import Weights, errors_and_grads, init_weights, mlp_backprop, mlp_forward, mlp_sgd_step
 from .learner import (
-    VALUE_SLOT,
-    CloneLearner,
-    CloneState,
+    CLONE_LAYOUT,
     assert_no_autograd,
     learning_rate,
     make_learner,
     new_clone_lstm,
+    predict,
+    read_weights,
+    state_from_weights,
+    upgrade_clone_state,
 )
 from .probes import (
     PARTS,

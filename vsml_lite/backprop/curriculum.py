@@ -28,9 +28,10 @@ from .. import compiled, training
 from ..config import Config
 from ..data import NUM_CLASSES, TensorData, downsample_dataset, load_dataset
 from ..device import get_device, make_generator, to_device
-from ..network import SubLSTM, cross_entropy_error
+from ..layer import LayerState
+from ..network import SubLSTM, VSMLNetwork, average_learner_batch, cross_entropy_error
 from .ground_truth import Weights, errors_and_grads, init_weights, mlp_backprop, mlp_forward, mlp_sgd_step
-from .learner import CloneLearner, CloneState, learning_rate, make_learner, new_clone_lstm
+from .learner import CLONE_LAYOUT, learning_rate, make_learner, new_clone_lstm, read_weights, state_from_weights
 
 #: Curriculum stages of Appendix B, in order.
 STAGES = ("local", "shallow", "deep_gt", "deep_own")
@@ -40,25 +41,27 @@ def _smooth_l1(a, b):
     return nn.functional.smooth_l1_loss(a, b)
 
 
-def rollout_losses(learner: CloneLearner, weights: Weights, batches, lr: float, value_unit: float,
-                   update_unit: float = 1.0, errors_from: str = "labels",
-                   given_errors: bool = False, state: Optional["CloneState"] = None,
+def rollout_losses(learner: VSMLNetwork, weights: Weights, batches, lr: float, value_unit: float,
+                   state_scale: float, update_unit: float = 1.0, errors_from: str = "labels",
+                   given_errors: bool = False, state: Optional[List[LayerState]] = None,
                    part_weights=(1.0, 1.0)):
     """Run the learner and autograd-SGD side by side for a few steps and measure how far the
     learner is from backpropagation.
 
     Args:
-        learner: the learner under training (gradients flow into ``learner.lstm``).
+        learner: the learner under training (:func:`make_learner`; gradients flow into
+            ``learner.lstm``).
         weights: starting weights ``[G, A, B]`` per layer, shared by learner and ground truth.
         batches: a list of ``(x [G, n, A_0], target)``; ``target`` is ``labels [G, n]`` when
             ``errors_from == "labels"``, else the output errors ``[G, n, B_last]`` themselves
             (stage ``local``'s random errors).
         lr: η, the learning rate of the cloned SGD (:func:`learning_rate`).
         value_unit: forward outputs and backward errors are compared in this unit.
+        state_scale: the state holds the weights divided by this (:func:`state_from_weights`).
         update_unit: weights are compared in units of ``update_unit · lr``.
         given_errors: feed the lower layers the ground-truth backward errors (``deep_gt``).
         state: the learner's state to start from (it must hold ``weights``); default
-            :meth:`CloneLearner.state_from_weights`.
+            :func:`state_from_weights`.
         part_weights: weights of the weights' and the biases' parts of the update loss.
 
     Returns:
@@ -71,7 +74,7 @@ def rollout_losses(learner: CloneLearner, weights: Weights, batches, lr: float, 
     """
     G, n = batches[0][0].shape[:2]
     if state is None:
-        state = learner.state_from_weights(weights, n)
+        state = state_from_weights(learner, weights, n, state_scale)
     loss = {"forward": 0.0, "backward": 0.0, "update": 0.0}
     for x, target in batches:
         if errors_from == "labels":
@@ -82,18 +85,18 @@ def rollout_losses(learner: CloneLearner, weights: Weights, batches, lr: float, 
             errs_gt, grads = errors_and_grads(weights, inputs_gt, target)
             out_err = target.reshape(G * n, -1)
         outputs_gt = inputs_gt[1:] + [logits_gt]
-        state, inputs, y = learner.forward(state, x.reshape(G * n, -1))
+        state, inputs, y = learner.forward_phase(state, x.reshape(G * n, -1))
         outs = inputs[1:] + [y]
         loss["forward"] = loss["forward"] + sum(
             _smooth_l1(o / value_unit, t.reshape(G * n, -1) / value_unit) for o, t in zip(outs, outputs_gt)) / len(outs)
         given = [e.reshape(G * n, -1) for e in errs_gt] if given_errors else None
-        state, errs = learner.backward(state, inputs, out_err, given)
+        state, errs = learner.backward_phase(state, inputs, out_err, given)
         loss["backward"] = loss["backward"] + sum(
             _smooth_l1(e / value_unit, t.reshape(G * n, -1) / value_unit) for e, t in zip(errs, errs_gt)) / len(errs)
-        state = learner.average(state)
+        state = average_learner_batch(state, G)
         weights = [(w - lr * gw, b - lr * gb) for (w, b), (gw, gb) in zip(weights, grads)]
-        loss["update"] = loss["update"] + _weight_loss(learner.read_weights(state), weights, update_unit * lr,
-                                                       part_weights)
+        loss["update"] = loss["update"] + _weight_loss(read_weights(state, G, state_scale), weights,
+                                                       update_unit * lr, part_weights)
     k = len(batches)
     return {"forward": loss["forward"] / k, "backward": loss["backward"] / k, "update": loss["update"] / k}, state
 
@@ -159,16 +162,16 @@ def sample_stage(cfg: Config, stage: str, data: Optional[TensorData], gen: torch
     return weights, batches, "labels", stage == "deep_gt"
 
 
-def _refresh_pool(pool: Dict[str, object], learner: "CloneLearner", fresh: Weights, copies: int,
-                  horizon: int, gen: torch.Generator):
+def _refresh_pool(pool: Dict[str, object], learner: VSMLNetwork, fresh: Weights, copies: int,
+                  state_scale: float, horizon: int, gen: torch.Generator):
     """Every stage keeps its learners from one Adam step to the next, so the clone is also
     trained on the states it reaches itself after many learner steps, not only on states
-    fresh from :meth:`CloneLearner.state_from_weights`. Each step, each learner is replaced
+    fresh from :func:`state_from_weights`. Each step, each learner is replaced
     by a fresh one (weights ``fresh``) with probability ``1 / horizon``.
     The ground truth restarts every Adam step from the weights the state holds, so an old
     deviation is not charged again. Returns the ``(weights, state)`` to start from."""
     n = copies  # copies per learner, as in the stage's batches
-    fresh_state = learner.state_from_weights(fresh, n)
+    fresh_state = state_from_weights(learner, fresh, n, state_scale)
     if not pool:
         return fresh, fresh_state
     G = fresh[0][0].shape[0]
@@ -177,9 +180,29 @@ def _refresh_pool(pool: Dict[str, object], learner: "CloneLearner", fresh: Weigh
     weights = [(torch.where(reset[:, None, None], fw, pw), torch.where(reset[:, None, None], fb, pb))
                for (fw, fb), (pw, pb) in zip(fresh, pool["weights"])]
     r = reset.repeat_interleave(n)[:, None, None, None]
-    layers = [(torch.where(r, fh, ph), torch.where(r, fc, pc))
-              for (fh, fc), (ph, pc) in zip(fresh_state.layers, pool["state"])]
-    return weights, CloneState(layers, G, n)
+    state = [LayerState(torch.where(r, f.h, ph), torch.where(r, f.c, pc), f.fwd_in, f.bwd_in)
+             for f, (ph, pc) in zip(fresh_state, pool["state"])]
+    return weights, state
+
+
+def forward_clone_state(cfg: Config, preset: str) -> Dict[str, torch.Tensor]:
+    """V_M of Chapter 2's shipped forward clone at ``preset`` scale, to start cloning
+    backpropagation from (``backprop_cloning.init_forward_clone``). Both chapters run the same
+    sub-LSTM with the same message slots; the sizes must match."""
+    from ..artifacts import load_artifact, pretrained_path
+    from ..cloning import KIND, load_forward_clone
+
+    path = pretrained_path(KIND, preset)
+    if not path.with_suffix(".pt").exists():
+        raise FileNotFoundError(f"backprop_cloning.init_forward_clone={preset!r}: no forward clone at {path}.pt "
+                                f"(train it with scripts/train_forward_cloning.py --preset {preset})")
+    lstm = load_forward_clone(load_artifact(path))
+    p = cfg.backprop_cloning
+    if (lstm.hidden_size, lstm.msg_size) != (p.hidden_size, p.msg_size):
+        raise ValueError(f"backprop_cloning.init_forward_clone={preset!r}: the forward clone has cell size "
+                         f"{lstm.hidden_size} and message size {lstm.msg_size}, backprop cloning "
+                         f"{p.hidden_size} and {p.msg_size}")
+    return lstm.state_dict()
 
 
 def stage_schedule(cfg: Config) -> List[Tuple[str, int]]:
@@ -242,6 +265,8 @@ class BackpropCloningTask:
         lstm = new_clone_lstm(cfg)
         if init is not None:
             lstm.load_state_dict(init)
+        elif p.init_forward_clone:
+            lstm.load_state_dict(forward_clone_state(cfg, p.init_forward_clone))
         self.lstm = lstm.to(self.device)
         self.learners = {s: make_learner(self.lstm, cfg, stage_sizes(cfg, s)) for s, _ in self.schedule}
         mode = compiled.resolve(cfg.compile, self.device)
@@ -284,13 +309,15 @@ class BackpropCloningTask:
         learner = self.learners[stage]
         weights, batches, errors_from, given = sample_stage(cfg, stage, self.data, self.gen, self.device)
         # Continue the pool's learners; fresh ones replace a few (see _refresh_pool).
-        weights, start = _refresh_pool(self.pool, learner, weights, batches[0][0].shape[1], p.horizon, self.gen)
+        weights, start = _refresh_pool(self.pool, learner, weights, batches[0][0].shape[1], p.state_scale,
+                                       p.horizon, self.gen)
         compiled.mark_step_begin(self.device)
-        losses, final = self.rollouts[stage](weights, batches, learning_rate(cfg), p.value_unit,
+        losses, final = self.rollouts[stage](weights, batches, learning_rate(cfg), p.value_unit, p.state_scale,
                                              p.update_unit, errors_from, given, state=start,
                                              part_weights=p.update_part_weights)
-        self.pool["state"] = [(h.detach(), c.detach()) for h, c in final.layers]
-        self.pool["weights"] = [(w.detach(), b.detach()) for w, b in learner.read_weights(final)]
+        self.pool["state"] = [(s.h.detach(), s.c.detach()) for s in final]
+        G = weights[0][0].shape[0]
+        self.pool["weights"] = [(w.detach(), b.detach()) for w, b in read_weights(final, G, p.state_scale)]
         loss = losses["forward"] + losses["backward"] + p.update_loss_weight * losses["update"]
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -367,7 +394,8 @@ def train_backprop_cloning(cfg: Config, checkpoint: Union[str, Path, None] = Non
         deadline: stop (checkpointed) at this ``time.monotonic()``; see ``finished``.
     """
     task = BackpropCloningTask(cfg, data, init)
-    out = training.run(task, checkpoint, training.config_guard(cfg), progress, deadline)
+    # A checkpoint of another message layout would resume into the wrong slots: refused.
+    out = training.run(task, checkpoint, training.config_guard(cfg, clone_layout=CLONE_LAYOUT), progress, deadline)
     h = out.history
     curves = {"iteration": h["iteration"], **{k: h.get(k, []) for k in ("stage", "forward", "backward", "update")}}
     return CloneTrainResult(lstm=task.lstm, curves=curves, seconds=out.seconds, resumed_from=out.resumed_from,

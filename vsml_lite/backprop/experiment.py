@@ -18,7 +18,8 @@ from ..device import get_device, make_generator
 from ..network import SubLSTM
 from .curriculum import CloneTrainResult, train_backprop_cloning
 from .ground_truth import init_weights, mlp_forward, mlp_sgd_step
-from .learner import assert_no_autograd, learning_rate, make_learner, new_clone_lstm
+from .learner import (CLONE_LAYOUT, assert_no_autograd, learning_rate, make_learner, new_clone_lstm, predict,
+                      state_from_weights, upgrade_clone_state)
 from .probes import fidelity
 
 #: Name of the artifact kind (``vsml_lite/pretrained/backprop_cloning_<preset>``).
@@ -56,13 +57,13 @@ def learning_curves(lstm: SubLSTM, cfg: Config, train: TensorData, test: TensorD
            "clone": {"train_loss": torch.zeros(S, T), "test_accuracy": []},
            "sgd": {"train_loss": torch.zeros(S, T), "test_accuracy": []}}
     with torch.no_grad():
-        state = learner.state_from_weights(weights, n)
+        state = state_from_weights(learner, weights, n, p.state_scale)
     sgd = weights
 
     def evaluate(step):
         out["eval_steps"].append(step)
         with torch.no_grad():
-            acc_c = (learner.predict(state, xs_test).argmax(-1) == ys_test).float().mean(-1)
+            acc_c = (predict(learner, state, xs_test, S).argmax(-1) == ys_test).float().mean(-1)
             _, logits = mlp_forward(sgd, xs_test.expand(S, -1, -1))
             acc_s = (logits.argmax(-1) == ys_test).float().mean(-1)
         out["clone"]["test_accuracy"].append(acc_c.cpu())
@@ -73,8 +74,8 @@ def learning_curves(lstm: SubLSTM, cfg: Config, train: TensorData, test: TensorD
         idx = torch.stack([o[(t * n + torch.arange(n)) % len(train)] for o in orders])  # [S, n]
         x, y = train.images[idx].to(device), train.labels[idx].to(device)
         with torch.no_grad():
-            state, logits = learner.step(state, x.reshape(S * n, -1), y.reshape(-1))
-            assert_no_autograd(logits, *[c for _, c in state.layers])
+            state, logits = learner.learn_step(state, x.reshape(S * n, -1), y.reshape(-1), S)
+            assert_no_autograd(logits, *[s.c for s in state])
             out["clone"]["train_loss"][:, t] = nn.functional.cross_entropy(
                 logits, y.reshape(-1), reduction="none").reshape(S, n).mean(1).cpu()
         sgd, logits_s = mlp_sgd_step(sgd, x, y, learning_rate(cfg))
@@ -192,6 +193,7 @@ def save_backprop_clone(path: Union[str, Path], cfg: Config, result: CloneTrainR
                           for what in ("train_loss", "test_accuracy")}}
     meta = {
         "kind": KIND, "preset": cfg.preset, "seed": cfg.seed, "config": cfg.to_dict(),
+        "clone_layout": CLONE_LAYOUT,
         "metrics": {"accuracy": accuracy_table(results, cfg),
                     "final": {k: {"clone_mean": r["curves"]["clone"]["test_accuracy"][:, -1].mean().item(),
                                   "sgd_mean": r["curves"]["sgd"]["test_accuracy"][:, -1].mean().item()}
@@ -233,15 +235,23 @@ def train_and_save(cfg: Config, out: Union[str, Path, None] = None, progress: bo
     return path
 
 
-def load_clone_state(cfg: Config, state_dict: Dict[str, torch.Tensor]) -> SubLSTM:
-    """A :class:`SubLSTM` with the backprop cloning sizes of ``cfg`` holding ``state_dict``."""
+def load_clone_state(cfg: Config, state_dict: Dict[str, torch.Tensor], layout: int = CLONE_LAYOUT) -> SubLSTM:
+    """A :class:`SubLSTM` with the backprop cloning sizes of ``cfg`` holding ``state_dict``, made
+    in message ``layout`` (:func:`upgrade_clone_state`)."""
     lstm = new_clone_lstm(cfg)
-    lstm.load_state_dict(state_dict)
+    lstm.load_state_dict(upgrade_clone_state(state_dict, layout))
     return lstm
 
 
+def clone_layout(record) -> int:
+    """The message layout an artifact's clones were made in: recorded since layout 2; records
+    made before say nothing and are layout 1."""
+    return int(record.meta.get("clone_layout", 1))
+
+
 def load_backprop_clone(record) -> Tuple[Config, Dict[str, SubLSTM]]:
-    """The config and both clones (``"curriculum"``, ``"random"``) of a loaded artifact."""
-    cfg = Config.from_dict(record.meta["config"])
-    return cfg, {"curriculum": load_clone_state(cfg, record.tensors["lstm"]),
-                 "random": load_clone_state(cfg, record.tensors["lstm_random"])}
+    """The config and both clones (``"curriculum"``, ``"random"``) of a loaded artifact, in
+    today's message layout whatever layout they were made in."""
+    cfg, layout = Config.from_dict(record.meta["config"]), clone_layout(record)
+    return cfg, {"curriculum": load_clone_state(cfg, record.tensors["lstm"], layout),
+                 "random": load_clone_state(cfg, record.tensors["lstm_random"], layout)}

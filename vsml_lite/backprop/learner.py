@@ -1,178 +1,105 @@
-"""The cloned learner: stacked dense VSML layers that run backpropagation with no gradient
-computed anywhere (Section 3.2, Eq. 14, Appendix D). Chapter 3.
+"""The cloned learner: Chapter 2's network of sub-LSTMs run in two phases, learning by
+backpropagation with no gradient computed anywhere (Section 3.2, Eq. 14, Appendix D). Chapter 3.
 
-Every sub-LSTM ``(a, b)`` holds a weight ``w_ab`` and a bias ``b_ab`` in its cell state (slots
-:data:`~vsml_lite.cloning.WEIGHT_SLOT` / ``BIAS_SLOT``, divided by ``state_scale``, Appendix C).
-One learner step is a forward phase (the input ``x_a`` in the forward message) and a backward
-phase (the same ``x_a``, and the error ``e_b`` in the backward message: Eq. 14's ``U`` term),
-then the states are averaged over a learner batch (Appendix D).
+The learner is a :class:`~vsml_lite.network.VSMLNetwork` (the same grid, ticks and message
+slots as every chapter) built by :func:`make_learner`: the sum over the grid (the paper's
+``Σ_a``, so a layer computes ``y_b = Σ_a tanh(x_a) · w_ab + b_ab``), no output bound, and one
+learner step is :meth:`~vsml_lite.network.VSMLNetwork.learn_step`: a forward phase (the input
+``x_a`` in the forward messages), a backward phase (the same ``x_a``, and the error ``e_b`` in
+the backward messages: Eq. 14's ``U`` term), then the states averaged over each learner's
+copies (Appendix D).
+
+This module says where a weight lives in the state: every sub-LSTM ``(a, b)`` holds ``w_ab``
+and a bias ``b_ab`` in slots :data:`~vsml_lite.cloning.WEIGHT_SLOT` / ``BIAS_SLOT`` of its ``h``
+and ``c``, divided by ``state_scale`` (Appendix C), as Chapter 2's forward clone holds them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence
 
 import torch
-from torch import nn
 
 from ..cloning import BIAS_SLOT, WEIGHT_SLOT
-from ..config import STATE_SCALE, Config
+from ..config import Config
 from ..device import make_generator
-from ..network import LayerState, SubLSTM, cross_entropy_error, dense_ticks
+from ..layer import OUTPUT_SLOT, LayerState, SubLSTM
+from ..network import VSMLNetwork
 from .ground_truth import Weights
 
-#: Slot of the forward message carrying a layer's input x (and its output y to the next layer)
-#: and slot of the backward message carrying the error e (and e' to the layer below). Using
-#: the same slot in both directions is what lets cloned layers stack.
-VALUE_SLOT = 0
+#: The message layout a clone's V_M was trained in. Layout 2 (today's): each layer's output is
+#: read from :data:`~vsml_lite.layer.OUTPUT_SLOT` of its forward messages, as in Chapter 2's
+#: forward clone and every other chapter. Layout 1 (clones made before the learner became the
+#: network in two phases) read it from slot 0, the input's slot.
+CLONE_LAYOUT = 2
 
 
-@dataclass
-class CloneState:
-    """The learned variables V_L of a :class:`CloneLearner`: per layer ``(h, c)``, each
-    ``[G·n, A, B, H]`` (``G`` learners of ``n`` copies, copies of one learner consecutive)."""
+def upgrade_clone_state(state_dict: Dict[str, torch.Tensor], layout: int) -> Dict[str, torch.Tensor]:
+    """A clone's V_M (a :class:`SubLSTM` state dict) made in message ``layout`` as it reads in
+    :data:`CLONE_LAYOUT`. From layout 1: the forward projection's slots 0 and
+    :data:`~vsml_lite.layer.OUTPUT_SLOT` swap places (``fwd_proj`` columns, ``fwd_bias``
+    entries). The layer computes exactly what it did; its output just arrives in the other slot
+    (a test holds the two equal)."""
+    if layout == CLONE_LAYOUT:
+        return dict(state_dict)
+    if layout != 1:
+        raise ValueError(f"unknown clone layout {layout!r}; known: 1, {CLONE_LAYOUT}")
+    perm = list(range(state_dict["fwd_bias"].shape[0]))
+    perm[0], perm[OUTPUT_SLOT] = OUTPUT_SLOT, 0
+    out = dict(state_dict)
+    out["fwd_proj"] = state_dict["fwd_proj"][:, perm].clone()
+    out["fwd_bias"] = state_dict["fwd_bias"][perm].clone()
+    return out
 
-    layers: List[Tuple[torch.Tensor, torch.Tensor]]
-    groups: int
-    copies: int
+
+def state_from_weights(net: VSMLNetwork, weights: Weights, copies: int, state_scale: float) -> List[LayerState]:
+    """A state of ``net`` that holds ``weights`` (``[G, A, B]`` per layer) in every one of
+    ``copies`` copies of each of the ``G`` learners (copies of one learner consecutive):
+    ``w`` and ``b`` divided by ``state_scale`` in the weight and bias slots of ``h`` and ``c``,
+    zero messages. Each tensor is ``[G·copies, A, B, H]``."""
+    sizes = net.layer_sizes
+    if len(weights) != len(sizes) - 1:
+        raise ValueError(f"need weights for {len(sizes) - 1} layers, got {len(weights)}")
+    H, M = net.lstm.hidden_size, net.lstm.msg_size
+    state = []
+    for (w, b), A, B in zip(weights, sizes[:-1], sizes[1:]):
+        if w.shape[1:] != (A, B) or b.shape != w.shape:
+            raise ValueError(f"layer weights must be [G, {A}, {B}], got {list(w.shape)}, {list(b.shape)}")
+        G = w.shape[0]
+        c = torch.zeros(G, A, B, H, dtype=w.dtype, device=w.device)
+        c[..., WEIGHT_SLOT], c[..., BIAS_SLOT] = w / state_scale, b / state_scale
+        c = c.repeat_interleave(copies, dim=0)  # [G·n, A, B, H]
+        n = G * copies
+        state.append(LayerState(c.clone(), c, w.new_zeros(n, A, M), w.new_zeros(n, B, M)))
+    return state
 
 
-class CloneLearner:
-    """Stacked dense VSML layers running the cloned backpropagation (no autograd needed).
+def read_weights(state: List[LayerState], groups: int, state_scale: float) -> Weights:
+    """The weights and biases the state holds (``state_scale ×`` the slots of ``c``), averaged
+    over each of the ``groups`` learners' copies: ``[G, A, B]`` per layer."""
+    out = []
+    for s in state:
+        c = s.c.reshape(groups, s.c.shape[0] // groups, *s.c.shape[1:]).mean(dim=1)
+        out.append((state_scale * c[..., WEIGHT_SLOT], state_scale * c[..., BIAS_SLOT]))
+    return out
 
-    Args:
-        lstm: the shared meta variables V_M (a :class:`~vsml_lite.network.SubLSTM`).
-        layer_sizes: e.g. ``[784, 10]`` (shallow) or ``[784, 32, 10]`` (deep).
-        micro_ticks: LSTM ticks per phase and layer.
-        state_clip: clip of the cell state (Appendix D: 4 at meta-test time), or ``None``.
-        state_scale: weights and biases sit in the state divided by this.
-        fused: let :func:`~vsml_lite.network.dense_ticks` use the compiled CPU kernel where it
-            can (``False`` under ``torch.func.vmap``).
-    """
 
-    def __init__(self, lstm: SubLSTM, layer_sizes: Sequence[int], micro_ticks: int,
-                 state_clip: Optional[float] = None, state_scale: float = STATE_SCALE,
-                 fused: bool = True) -> None:
-        sizes = [int(s) for s in layer_sizes]
-        if len(sizes) < 2 or min(sizes) < 1:
-            raise ValueError(f"layer_sizes needs at least two positive sizes, got {list(layer_sizes)}")
-        self.lstm, self.layer_sizes = lstm, sizes
-        self.micro_ticks, self.state_clip, self.state_scale = micro_ticks, state_clip, state_scale
-        self.fused = fused
-
-    # -- states ---------------------------------------------------------------------------
-    def state_from_weights(self, weights: Weights, copies: int) -> CloneState:
-        """A state that holds ``weights`` (``[G, A, B]`` per layer) in every one of ``copies``
-        copies: ``w`` and ``b`` divided by ``state_scale`` in the weight and bias slots of ``h``
-        and ``c``."""
-        if len(weights) != len(self.layer_sizes) - 1:
-            raise ValueError(f"need weights for {len(self.layer_sizes) - 1} layers, got {len(weights)}")
-        H = self.lstm.hidden_size
-        layers = []
-        for (w, b), A, B in zip(weights, self.layer_sizes[:-1], self.layer_sizes[1:]):
-            if w.shape[1:] != (A, B) or b.shape != w.shape:
-                raise ValueError(f"layer weights must be [G, {A}, {B}], got {list(w.shape)}, {list(b.shape)}")
-            G = w.shape[0]
-            c = torch.zeros(G, A, B, H, dtype=w.dtype, device=w.device)
-            c[..., WEIGHT_SLOT], c[..., BIAS_SLOT] = w / self.state_scale, b / self.state_scale
-            c = c.repeat_interleave(copies, dim=0)  # [G·n, A, B, H]
-            layers.append((c.clone(), c))
-        return CloneState(layers, weights[0][0].shape[0], copies)
-
-    def read_weights(self, state: CloneState) -> Weights:
-        """The weights and biases the state holds (``state_scale ×`` the slots of ``c``), averaged over
-        each learner's copies: ``[G, A, B]`` per layer."""
-        out = []
-        for _, c in state.layers:
-            c = c.reshape(state.groups, state.copies, *c.shape[1:]).mean(dim=1)
-            out.append((self.state_scale * c[..., WEIGHT_SLOT], self.state_scale * c[..., BIAS_SLOT]))
-        return out
-
-    def _tick(self, h, c, x, e):
-        """One phase of one layer: ``x [N, A]`` in the forward messages, ``e [N, B]`` in the
-        backward messages. Returns new ``h, c``, the forward output ``[N, B]`` and the
-        backward output ``[N, A]`` (value slots)."""
-        M = self.lstm.msg_size
-        # x and e in the value slot, zeros elsewhere; built without in-place writes so that the
-        # step also runs under torch.func.vmap (a population of V_M, Chapter 5).
-        fwd = nn.functional.pad(x[..., None], (VALUE_SLOT, M - 1 - VALUE_SLOT))  # [N, A, M]
-        bwd = nn.functional.pad(e[..., None], (VALUE_SLOT, M - 1 - VALUE_SLOT))  # [N, B, M]
-        h, c, f, g = dense_ticks(self.lstm, LayerState(h, c, fwd, bwd), self.micro_ticks,
-                                 reduce="sum", state_clip=self.state_clip, fused=self.fused)
-        return h, c, f[..., VALUE_SLOT], g[..., VALUE_SLOT]
-
-    def forward(self, state: CloneState, x: torch.Tensor):
-        """Forward phase (no error in the backward messages). ``x [G·n, A_0]``.
-
-        Returns ``(state, inputs, y)``: the new state, each layer's input and the output
-        ``[G·n, B_last]``."""
-        if x.dim() != 2 or x.shape[1] != self.layer_sizes[0]:
-            raise ValueError(f"x must have shape [N, {self.layer_sizes[0]}], got {list(x.shape)}")
-        layers, inputs = [], []
-        for (h, c), B in zip(state.layers, self.layer_sizes[1:]):
-            inputs.append(x)
-            h, c, x, _ = self._tick(h, c, x, x.new_zeros(x.shape[0], B))
-            layers.append((h, c))
-        return CloneState(layers, state.groups, state.copies), inputs, x
-
-    def backward(self, state: CloneState, inputs: List[torch.Tensor], error: torch.Tensor,
-                 given_errors: Optional[List[torch.Tensor]] = None):
-        """Backward phase, top layer first: each layer sees its forward-phase input again and
-        the error of its outputs; it updates its weights and sends ``e'`` down (Eq. 14).
-
-        Args:
-            inputs: from :meth:`forward`; error: ``[G·n, B_last]``.
-            given_errors: ground-truth errors to use instead of the learner's own for the
-                lower layers (``given_errors[l]`` arrives at layer ``l - 1``'s outputs;
-                curriculum stage ``deep_gt``).
-
-        Returns ``(state, errors)`` with ``errors[l]`` the error layer ``l`` sent down."""
-        layers = list(state.layers)
-        errors: List[Optional[torch.Tensor]] = [None] * len(layers)
-        e = error
-        for l in reversed(range(len(layers))):
-            h, c = layers[l]
-            h, c, _, e_down = self._tick(h, c, inputs[l], e)
-            layers[l], errors[l] = (h, c), e_down
-            e = given_errors[l] if given_errors is not None else e_down
-        return CloneState(layers, state.groups, state.copies), errors
-
-    @staticmethod
-    def average(state: CloneState) -> CloneState:
-        """Appendix D: average ``h`` and ``c`` over each learner's copies (a learner batch)."""
-        G, n = state.groups, state.copies
-        out = []
-        for h, c in state.layers:
-            shp = h.shape
-            h = h.reshape(G, n, *shp[1:]).mean(1, keepdim=True).expand(G, n, *shp[1:]).reshape(shp)
-            c = c.reshape(G, n, *shp[1:]).mean(1, keepdim=True).expand(G, n, *shp[1:]).reshape(shp)
-            out.append((h, c))
-        return CloneState(out, G, n)
-
-    def step(self, state: CloneState, x: torch.Tensor, labels: torch.Tensor):
-        """One learning step on a learner batch: forward phase, error ``softmax - onehot``,
-        backward phase, state averaging. ``x [G·n, A_0]``, ``labels [G·n]``.
-
-        Returns ``(state, logits)``."""
-        state, inputs, y = self.forward(state, x)
-        state, _ = self.backward(state, inputs, cross_entropy_error(y, labels))
-        return self.average(state), y
-
-    @torch.no_grad()
-    def predict(self, state: CloneState, x: torch.Tensor, chunk: int = 256) -> torch.Tensor:
-        """Logits of each learner for the same examples ``x [E, A_0]`` without learning
-        (forward phase from copy 0's state; the state is discarded). Returns ``[G, E, B]``."""
-        G, n = state.groups, state.copies
-        first = [(h[::n], c[::n]) for h, c in state.layers]  # [G, A, B, H]
-        outs = []
-        for start in range(0, x.shape[0], chunk):
-            xe = x[start:start + chunk]
-            E = xe.shape[0]
-            layers = [(h.repeat_interleave(E, 0), c.repeat_interleave(E, 0)) for h, c in first]
-            _, _, y = self.forward(CloneState(layers, G, E), xe.repeat(G, 1))
-            outs.append(y.reshape(G, E, -1))
-        return torch.cat(outs, dim=1)
+@torch.no_grad()
+def predict(net: VSMLNetwork, state: List[LayerState], x: torch.Tensor, groups: int, chunk: int = 256) -> torch.Tensor:
+    """Logits of each of the ``groups`` learners for the same examples ``x [E, A_0]`` without
+    learning (a forward phase from each learner's first copy; the state is discarded).
+    Returns ``[G, E, B]``."""
+    n = state[0].h.shape[0] // groups
+    first = [(s.h[::n], s.c[::n]) for s in state]  # [G, A, B, H]
+    outs = []
+    for start in range(0, x.shape[0], chunk):
+        xe = x[start:start + chunk]
+        E = xe.shape[0]
+        layers = [LayerState(h.repeat_interleave(E, 0), c.repeat_interleave(E, 0), s.fwd_in[:1], s.bwd_in[:1])
+                  for (h, c), s in zip(first, state)]
+        _, _, y = net.forward_phase(layers, xe.repeat(groups, 1))
+        outs.append(y.reshape(groups, E, -1))
+    return torch.cat(outs, dim=1)
 
 
 def learning_rate(cfg: Config) -> float:
@@ -182,12 +109,14 @@ def learning_rate(cfg: Config) -> float:
     return p.state_scale * p.update_scale
 
 
-def make_learner(lstm: SubLSTM, cfg: Config, layer_sizes: Sequence[int]) -> "CloneLearner":
-    """A :class:`CloneLearner` with the micro ticks and state scale of ``cfg.backprop_cloning``
-    and Appendix D's state clip (``cfg.network.meta_test_state_clip``), for cloning and
-    meta-testing alike."""
+def make_learner(lstm: SubLSTM, cfg: Config, layer_sizes: Sequence[int], fused: bool = True) -> VSMLNetwork:
+    """The cloned learner: a :class:`~vsml_lite.network.VSMLNetwork` running ``lstm`` with the
+    micro ticks of ``cfg.backprop_cloning``, the sum over the grid, no output bound and
+    Appendix D's state clip (``cfg.network.meta_test_state_clip``), for cloning and
+    meta-testing alike. ``fused=False`` under ``torch.func.vmap``."""
     p = cfg.backprop_cloning
-    return CloneLearner(lstm, layer_sizes, p.micro_ticks, cfg.network.meta_test_state_clip, p.state_scale)
+    return VSMLNetwork(layer_sizes, micro_ticks=p.micro_ticks, reduce="sum", output_bound=None, lstm=lstm,
+                       state_clip=cfg.network.meta_test_state_clip, fused=fused)
 
 
 def new_clone_lstm(cfg: Config, seed: Optional[int] = None) -> SubLSTM:

@@ -12,9 +12,9 @@ from torch import nn
 from ..config import Config
 from ..data import NORMALIZATION, TensorData
 from ..device import make_generator
-from ..network import SubLSTM, cross_entropy_error
+from ..network import SubLSTM, average_learner_batch, cross_entropy_error
 from .ground_truth import init_weights, mlp_backprop, mlp_sgd_step
-from .learner import learning_rate, make_learner
+from .learner import learning_rate, make_learner, read_weights, state_from_weights
 
 
 def _cosine(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -54,8 +54,8 @@ def one_step_comparison(lstm: SubLSTM, cfg: Config, data: TensorData, layer_size
     gen = make_generator(seed)
     device = next(lstm.parameters()).device
     learner = make_learner(lstm, cfg, layer_sizes)
-    G, n = learners, copies
-    state = learner.state_from_weights(init_weights(layer_sizes, G, gen, device), n)
+    G, n, scale = learners, copies, cfg.backprop_cloning.state_scale
+    state = state_from_weights(learner, init_weights(layer_sizes, G, gen, device), n, scale)
 
     def batch():
         idx = torch.randint(len(data), (G, n), generator=gen)
@@ -63,13 +63,13 @@ def one_step_comparison(lstm: SubLSTM, cfg: Config, data: TensorData, layer_size
 
     for _ in range(warmup):
         x, labels = batch()
-        state, _ = learner.step(state, x.reshape(G * n, -1), labels.reshape(-1))
+        state, _ = learner.learn_step(state, x.reshape(G * n, -1), labels.reshape(-1), G)
     x, labels = batch()
-    weights = learner.read_weights(state)
+    weights = read_weights(state, G, scale)
     _, logits_gt, errs_gt, grads = mlp_backprop(weights, x, labels)
-    state, inputs, y = learner.forward(state, x.reshape(G * n, -1))
-    state, errs = learner.backward(state, inputs, cross_entropy_error(y, labels.reshape(-1)))
-    after = learner.read_weights(learner.average(state))
+    state, inputs, y = learner.forward_phase(state, x.reshape(G * n, -1))
+    state, errs = learner.backward_phase(state, inputs, cross_entropy_error(y, labels.reshape(-1)))
+    after = read_weights(average_learner_batch(state, G), G, scale)
     lr = learning_rate(cfg)
     return {"forward outputs": (_flat([y]), _flat([logits_gt])),
             "errors sent down": (_flat(errs), _flat(errs_gt)),
@@ -95,15 +95,15 @@ def accumulated_comparison(lstm: SubLSTM, cfg: Config, data: TensorData, layer_s
     gen = make_generator(seed)
     device = next(lstm.parameters()).device
     learner = make_learner(lstm, cfg, layer_sizes)
-    G, n = learners, copies
+    G, n, scale = learners, copies, cfg.backprop_cloning.state_scale
     start = init_weights(layer_sizes, G, gen, device)
-    state, sgd = learner.state_from_weights(start, n), start
+    state, sgd = state_from_weights(learner, start, n, scale), start
     for _ in range(steps):
         idx = torch.randint(len(data), (G, n), generator=gen)
         x, labels = data.images[idx].to(device), data.labels[idx].to(device)
-        state, _ = learner.step(state, x.reshape(G * n, -1), labels.reshape(-1))
+        state, _ = learner.learn_step(state, x.reshape(G * n, -1), labels.reshape(-1), G)
         sgd, _ = mlp_sgd_step(sgd, x, labels, learning_rate(cfg))
-    held = learner.read_weights(state)
+    held = read_weights(state, G, scale)
     return {f"{part} change": (_flat([h[k] - s[k] for h, s in zip(held, start)]),
                                _flat([w[k] - s[k] for w, s in zip(sgd, start)]))
             for k, part in ((0, "weight"), (1, "bias"))}
@@ -170,7 +170,8 @@ def hold_drift(lstm: SubLSTM, cfg: Config, steps: int = 1000, weights: Sequence[
     device = next(lstm.parameters()).device
     learner = make_learner(lstm, cfg, [1, 1])
     w0 = torch.tensor(list(weights), dtype=torch.float32, device=device)[:, None, None]  # [W, 1, 1]
-    state = learner.state_from_weights([(w0, torch.zeros_like(w0))], copies)
+    G, scale = w0.shape[0], cfg.backprop_cloning.state_scale
+    state = state_from_weights(learner, [(w0, torch.zeros_like(w0))], copies, scale)
     gen = make_generator(seed)
     N = w0.shape[0] * copies
     at, ratios, biases = [], [], []
@@ -179,12 +180,12 @@ def hold_drift(lstm: SubLSTM, cfg: Config, steps: int = 1000, weights: Sequence[
             x = (torch.randn(N, 1, generator=gen) * cfg.data.random_std).to(device)
         else:
             x = torch.full((N, 1), float(input_value), device=device)
-        state, inputs, _ = learner.forward(state, x)
-        state, _ = learner.backward(state, inputs, x.new_zeros(N, 1))
-        state = learner.average(state)
+        state, inputs, _ = learner.forward_phase(state, x)
+        state, _ = learner.backward_phase(state, inputs, x.new_zeros(N, 1))
+        state = average_learner_batch(state, G)
         if t % every == 0 or t == steps:
             at.append(t)
-            (w, b), = learner.read_weights(state)
+            (w, b), = read_weights(state, G, scale)
             ratios.append((w[:, 0, 0] / w0[:, 0, 0]).cpu())
             biases.append(b[:, 0, 0].cpu())
     return {"steps": torch.tensor(at), "ratio": torch.stack(ratios), "bias": torch.stack(biases),
