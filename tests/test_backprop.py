@@ -420,3 +420,35 @@ def test_cloning_can_start_from_chapter_2s_forward_clone():
         bp.BackpropCloningTask(cfg.override({"backprop_cloning.init_forward_clone": "nowhere"}))
     with pytest.raises(ValueError, match="cell size 32 and message size 8, backprop cloning 16"):
         bp.BackpropCloningTask(cfg.override({"backprop_cloning.hidden_size": 16}))
+
+
+def test_update_response_measures_one_connection_in_units_of_eta_e():
+    cfg = _cfg()
+    lstm = bp.new_clone_lstm(cfg, seed=2)
+    xs, errors = (-1.0, 0.0, 0.7), (-0.5, 0.2)
+    r = bp.update_response(lstm, cfg, xs, errors, weight=0.4)
+    assert r["weight"].shape == r["bias"].shape == (2, 3)
+    torch.testing.assert_close(r["target"], torch.tanh(torch.tensor(xs)))
+    # Each (x, e) is its own connection: measured alone, it gives the same.
+    alone = bp.update_response(lstm, cfg, (0.7,), (0.2,), weight=0.4)
+    torch.testing.assert_close(alone["weight"][0, 0], r["weight"][1, 2])
+    # In units of -η·e: the change read from the state after one step, divided by -η·e.
+    net, scale, eta = bp.make_learner(lstm, cfg, [1, 1]), cfg.backprop_cloning.state_scale, bp.learning_rate(cfg)
+    w0 = torch.full((1, 1, 1), 0.4)
+    with torch.no_grad():
+        state = bp.state_from_weights(net, [(w0, torch.zeros_like(w0))], 1, scale)
+        state, inputs, _ = net.forward_phase(state, torch.tensor([[0.7]]))
+        state, _ = net.backward_phase(state, inputs, torch.tensor([[0.2]]))
+    (w, b), = bp.read_weights(state, 1, scale)
+    torch.testing.assert_close(r["weight"][1, 2], (w[0, 0, 0] - 0.4) / (-eta * 0.2))
+    torch.testing.assert_close(r["bias"][1, 2], b[0, 0, 0] / (-eta * 0.2))
+    # A V_M that keeps its cell state (forget gate open, input gate shut) changes nothing.
+    H = lstm.hidden_size
+    with torch.no_grad():
+        lstm.bias[:H], lstm.bias[2 * H:3 * H] = -60.0, 60.0
+    still = bp.update_response(lstm, cfg, xs, errors, weight=0.4)
+    assert still["weight"].abs().max() < 1e-3 and still["bias"].abs().max() < 1e-3
+    with pytest.raises(ValueError, match="errors must be non-zero"):
+        bp.update_response(lstm, cfg, xs, (0.0,))
+    fig = vl.viz.plot_update_response({"test": r})
+    assert len(fig.axes) == 1

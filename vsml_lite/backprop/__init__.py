@@ -80,4 +80,5 @@ from .probes import (
     fidelity,
     hold_drift,
     one_step_comparison,
+    update_response,
 )

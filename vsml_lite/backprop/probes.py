@@ -192,6 +192,41 @@ def hold_drift(lstm: SubLSTM, cfg: Config, steps: int = 1000, weights: Sequence[
             "weights": w0[:, 0, 0].cpu()}
 
 
+@torch.no_grad()
+def update_response(lstm: SubLSTM, cfg: Config, xs: Sequence[float], errors: Sequence[float] = (-0.5, -0.1, 0.1, 0.5),
+                    weight: float = 0.3) -> Dict[str, torch.Tensor]:
+    """What one connection writes into its weight and bias in one learner step, alone (one
+    copy, no averaging): for every input ``x`` in ``xs`` and error ``e`` in ``errors``, from
+    weight ``weight`` and bias 0, a forward phase and a backward phase with error ``e``.
+
+    Backpropagation changes the weight by ``-η · e · tanh(x)`` and the bias by ``-η · e``, so
+    in units of ``-η · e`` the weight's response is ``tanh(x)`` for every ``e`` (the product
+    of the error and the input that the gates must form), and the bias's is 1.
+
+    Returns:
+        ``x [X]``, ``errors [E]``, ``target [X]`` (``tanh x``), ``weight [E, X]`` and
+        ``bias [E, X]``: the changes in units of ``-η · e``.
+    """
+    device = next(lstm.parameters()).device
+    net = make_learner(lstm, cfg, [1, 1])
+    scale, eta = cfg.backprop_cloning.state_scale, learning_rate(cfg)
+    x = torch.tensor(list(xs), dtype=torch.float32)
+    es = torch.tensor(list(errors), dtype=torch.float32)
+    if (es == 0).any():
+        raise ValueError("errors must be non-zero: the response is measured in units of -η·e")
+    E, X = len(es), len(x)
+    xx, ee = x.repeat(E).to(device), es.repeat_interleave(X).to(device)  # [E·X]
+    w0 = torch.full((E * X, 1, 1), float(weight), device=device)
+    state = state_from_weights(net, [(w0, torch.zeros_like(w0))], 1, scale)
+    state, inputs, _ = net.forward_phase(state, xx[:, None])
+    state, _ = net.backward_phase(state, inputs, ee[:, None])
+    (w, b), = read_weights(state, E * X, scale)
+    unit = (-eta * ee).cpu()
+    return {"x": x, "errors": es, "target": torch.tanh(x),
+            "weight": ((w[:, 0, 0].cpu() - weight) / unit).reshape(E, X),
+            "bias": (b[:, 0, 0].cpu() / unit).reshape(E, X)}
+
+
 def background_value(dataset: str) -> float:
     """The standardised value of a blank pixel (raw 0) of ``dataset``: what every MNIST image
     shows in most of its pixels, so a connection from such a pixel sees one constant input."""

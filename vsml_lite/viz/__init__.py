@@ -41,6 +41,7 @@ from .backprop import (
     plot_hold_drift,
     plot_learning_curve_grid,
     plot_learning_curves,
+    plot_update_response,
 )
 from .metalearn import (
     META_COLORS,

@@ -151,3 +151,29 @@ def plot_hold_drift(drifts: dict, ax=None):
     ax[0].legend(fontsize=7)
     ax[0].figure.tight_layout()
     return ax[0].figure
+
+
+def plot_update_response(responses: dict, axes=None):
+    """One connection's weight change in one step against backpropagation's, in units of
+    ``-η · e`` (so backpropagation is ``tanh x`` for every error ``e``), one panel per clone.
+    ``responses``: ``{name: vsml_lite.backprop.update_response(...)}``."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    if axes is None:
+        _, axes = plt.subplots(1, len(responses), figsize=(4.6 * len(responses), 3.6), squeeze=False)
+        axes = axes[0]
+    for ax, (name, r) in zip(np.atleast_1d(axes), responses.items()):
+        x = r["x"].numpy()
+        ax.plot(x, r["target"].numpy(), color="k", lw=2, ls="--", label="backprop: tanh x")
+        for e, row in zip(r["errors"].tolist(), r["weight"].numpy()):
+            ax.plot(x, row, marker="o", ms=3, label=f"clone, e = {e:+g}")
+        ax.axhline(0, color="k", lw=0.5)
+        ax.set_xlabel("input x")
+        ax.set_ylabel("weight change / (-η e)")
+        ax.set_title(f"{name} clone", fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig = np.atleast_1d(axes)[0].figure
+    fig.tight_layout()
+    return fig
