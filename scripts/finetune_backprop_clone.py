@@ -7,7 +7,8 @@ artifact's config plus ``--set`` overrides (by default stage ``local`` only), th
   arrives (``bp.hold_drift``), before and after,
 * its fidelity to backpropagation part by part (``bp.fidelity``: one step; weights and biases
   apart) and over 300 steps beside SGD (``bp.accumulated_fidelity``), before and after, and
-* a short shallow MNIST run of the clone beside SGD (``bp.learning_curves``), before and after.
+* a shallow run of the clone beside SGD (``bp.learning_curves``) on MNIST (``--datasets``
+  adds Fashion-MNIST), before and after.
 
 It is a probe for trying cloning changes on a clone that took GPU time to make; it writes no
 artifact (``--save`` keeps the fine-tuned V_M). For example, the steady-input experiment of
@@ -31,8 +32,9 @@ from vsml_lite import backprop as bp
 from _cli import parse_set
 
 
-def report(lstm, cfg, title: str, steps: int, seeds: int) -> None:
-    """Print the background-value hold and a short shallow MNIST run of ``lstm``."""
+def report(lstm, cfg, title: str, steps: int, seeds: int, datasets=("mnist",)) -> None:
+    """Print the background-value hold, the fidelity per part and a shallow run of ``lstm``
+    beside SGD on each of ``datasets``."""
     d = bp.hold_drift(lstm, cfg, steps=200, every=200, input_value=bp.background_value("mnist"))
     ratio = ", ".join(f"{w:+.1f}: {r:.2f}" for w, r in zip(d["weights"].tolist(), d["ratio"][-1].tolist()))
     print(f"[{title}] weight held / weight at start after 200 error-free steps at the background value: {ratio}")
@@ -49,12 +51,15 @@ def report(lstm, cfg, title: str, steps: int, seeds: int) -> None:
     print(f"[{title}] after 300 steps beside SGD: weight change {total['weight_total_ratio']:.2f}x SGD's at cosine "
           f"{total['weight_total_cosine']:.3f}; bias change {total['bias_total_ratio']:.2f}x at cosine "
           f"{total['bias_total_cosine']:.3f}")
-    out = bp.learning_curves(lstm, short, train, test, sizes,
-                             seeds=list(range(seeds)), progress=False)
-    for who in ("clone", "sgd"):
-        acc = out[who]["test_accuracy"].mean(0)
-        print(f"[{title}] MNIST shallow, {who:5s} test accuracy at steps {out['eval_steps']}: "
-              + " ".join(f"{100 * a:.1f}" for a in acc.tolist()))
+    for dataset in datasets:
+        if dataset != "mnist":
+            train, test = bp.load_split(short, dataset, True), bp.load_split(short, dataset, False)
+        out = bp.learning_curves(lstm, short, train, test, sizes, seeds=list(range(seeds)), progress=False)
+        for who in ("clone", "sgd"):
+            acc = out[who]["test_accuracy"]  # [seeds, points]
+            print(f"[{title}] {dataset} shallow, {who:5s} test accuracy at steps {out['eval_steps']}: "
+                  + " ".join(f"{100 * a:.1f}" for a in acc.mean(0).tolist())
+                  + f" (last: {100 * acc[:, -1].mean():.1f} ± {100 * acc[:, -1].std():.1f}% over {seeds} seeds)")
 
 
 def main() -> None:
@@ -65,8 +70,10 @@ def main() -> None:
                         help="which of its clones: the full curriculum or random data only")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="config overrides; stages other than 'local' get 0 iterations unless set")
-    parser.add_argument("--steps", type=int, default=300, help="learner steps of the MNIST check")
-    parser.add_argument("--seeds", type=int, default=2, help="seeds of the MNIST check")
+    parser.add_argument("--steps", type=int, default=300, help="learner steps of the shallow runs beside SGD")
+    parser.add_argument("--seeds", type=int, default=2, help="seeds of the shallow runs beside SGD")
+    parser.add_argument("--datasets", nargs="+", default=["mnist"], choices=["mnist", "fashion_mnist"],
+                        help="datasets of the shallow run beside SGD")
     parser.add_argument("--save", default=None, help="write the fine-tuned V_M (state dict) here")
     parser.add_argument("--no-before", action="store_true", help="skip the report on the clone before fine-tuning")
     args = parser.parse_args()
@@ -80,13 +87,13 @@ def main() -> None:
           f"(code {record.meta['code_version']}); changed settings: {vl.config_diff(cfg, made_with)}")
     before = clones[args.clone]
     if not args.no_before:
-        report(before, cfg, "before", args.steps, args.seeds)
+        report(before, cfg, "before", args.steps, args.seeds, args.datasets)
     started = time.perf_counter()
     result = bp.train_backprop_cloning(cfg, init=before.state_dict())
     print(f"fine-tuned in {time.perf_counter() - started:.0f} s; last losses: "
           + ", ".join(f"{k} {result.curves[k][-1]:.3f}" for k in ("forward", "backward", "update")))
     with torch.no_grad():
-        report(result.lstm.cpu(), cfg, "after", args.steps, args.seeds)
+        report(result.lstm.cpu(), cfg, "after", args.steps, args.seeds, args.datasets)
     if args.save:
         torch.save(result.lstm.state_dict(), args.save)
         print(f"saved V_M to {args.save}")
