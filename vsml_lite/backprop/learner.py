@@ -95,6 +95,7 @@ def predict(net: VSMLNetwork, state: List[LayerState], x: torch.Tensor, groups: 
     for start in range(0, x.shape[0], chunk):
         xe = x[start:start + chunk]
         E = xe.shape[0]
+        # The phase writes its own messages, so the state's are placeholders here.
         layers = [LayerState(h.repeat_interleave(E, 0), c.repeat_interleave(E, 0), s.fwd_in[:1], s.bwd_in[:1])
                   for (h, c), s in zip(first, state)]
         _, _, y = net.forward_phase(layers, xe.repeat(groups, 1))
