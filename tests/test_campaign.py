@@ -73,3 +73,19 @@ def test_chapters_get_the_paper_scale_result_or_where_the_campaign_stands(tmp_pa
     meta = vl.load_artifact(path).meta
     assert shown["rows"][1]["mean |error|"] == meta["metrics"]["trained"]["mean_abs_error"]
     assert shown["note"].startswith("At the paper's scale") and shown["claims"] is None
+
+
+def test_a_stopped_session_records_its_time_and_rate(tmp_path, interrupt_on_call):
+    """SIGTERM / Ctrl-C stop a campaign with a checkpoint; the session's iterations and seconds
+    still go into progress.json, so the rate counts them."""
+    directory = tmp_path / "campaign"
+    interrupt_on_call(cloning.ForwardCloningTask, "step", 40)
+    with pytest.raises(KeyboardInterrupt):
+        campaign.run_campaign(30, device="cpu", directory=directory, out_dir=tmp_path / "artifacts",
+                              kinds=["forward_cloning"], preset="smoke", progress=False)
+    record = json.loads((directory / "progress.json").read_text())
+    session = record["sessions"][-1]
+    assert session["ended"] == "interrupted"
+    ran = session["runs"]["forward_cloning"]
+    assert ran["iterations"] > 0 and ran["seconds"] > 0
+    assert record["runs"][0]["rate_per_second"]["cpu"] > 0

@@ -167,9 +167,11 @@ def _advance(runs, minutes, started_wall, started, deadline, device, directory, 
             if time.monotonic() >= deadline:
                 break
             began = time.monotonic()
-            path = r.train_and_save(cfg, out_dir / f"{r.kind}_{cfg.preset}", progress,
-                                    checkpoint=directory / f"{r.kind}_{cfg.preset}.ckpt", deadline=deadline)
-            seconds[r.kind] = time.monotonic() - began
+            try:
+                path = r.train_and_save(cfg, out_dir / f"{r.kind}_{cfg.preset}", progress,
+                                        checkpoint=directory / f"{r.kind}_{cfg.preset}.ckpt", deadline=deadline)
+            finally:  # a run stopped by Ctrl-C / SIGTERM ran too: its checkpointed iterations took this long
+                seconds[r.kind] = time.monotonic() - began
             if path is None:
                 break  # the deadline came first
         else:
