@@ -5,7 +5,6 @@ overrides, label, output path and ``--fresh``. One parser so that the scripts ca
 from __future__ import annotations
 
 import argparse
-import ast
 from pathlib import Path
 from typing import Tuple
 
@@ -13,16 +12,18 @@ import vsml_lite as vl
 
 
 def parse_set(items):
-    """``["a.b=1", "c=x"]`` -> ``{"a.b": 1, "c": "x"}`` (values parsed as Python literals)."""
+    """``["a.b=1", "c=x"]`` -> ``{"a.b": "1", "c": "x"}``. Values stay text (one pair of
+    surrounding quotes removed): the config converts each by its field's declared type, so
+    ``network.position_inputs=false`` is ``False`` and ``meta_learning.iterations=abc`` an error
+    that names the field (:mod:`vsml_lite.validate`)."""
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep:
+        if not sep or not key:
             raise SystemExit(f"--set needs key=value, got {item!r}")
-        try:
-            out[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            out[key] = value
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        out[key.strip()] = value
     return out
 
 
@@ -37,16 +38,27 @@ def artifact_parser(description: str, kind: str, set_example: str) -> argparse.A
                         help=f"override config fields, e.g. {set_example}")
     parser.add_argument("--label", default=None, help="artifact name suffix (default: the preset); "
                         "name runs made with --set overrides, e.g. --label gpu")
-    parser.add_argument("--out", default=None, help="artifact path without suffix "
-                        f"(default: vsml_lite/pretrained/{kind}_<label>)")
+    parser.add_argument("--out", default=None, help="artifact path without suffix (default: "
+                        f"$VSML_ARTIFACTS/{kind}_<label>, else ~/.cache/vsml_lite/artifacts/...; the "
+                        f"shipped vsml_lite/pretrained/ changes only when --out names it)")
     parser.add_argument("--fresh", action="store_true", help="ignore existing checkpoints")
+    parser.add_argument("--allow-dirty", action="store_true", help="make the artifact from uncommitted "
+                        "code (refused otherwise; its recorded code version then ends in -dirty)")
     return parser
 
 
-def config_and_out(args: argparse.Namespace, kind: str) -> Tuple[vl.Config, Path]:
-    """The run's config (preset, seed, device, ``--set``) and its artifact path. Also lowers
-    torch's threads to the cores other processes leave free (:func:`vsml_lite.device.use_free_cores`)."""
+def config_and_out(args: argparse.Namespace, kind: str, makes_artifact: bool = True) -> Tuple[vl.Config, Path]:
+    """The run's config (preset, seed, device, ``--set``) and its artifact path: ``--out``, else
+    under ``$VSML_ARTIFACTS`` (:func:`vsml_lite.artifacts.live_path`), never the shipped
+    ``vsml_lite/pretrained/`` unless ``--out`` says so. Also lowers
+    torch's threads to the cores other processes leave free (:func:`vsml_lite.device.use_free_cores`).
+    A run that ``makes_artifact`` is refused on an uncommitted tree unless ``--allow-dirty``."""
+    if makes_artifact:
+        vl.artifacts.require_clean_tree(args.allow_dirty, f"a {kind} artifact")
     vl.device.use_free_cores()
-    cfg = vl.get_config(args.preset, seed=args.seed, device=args.device).override(parse_set(args.set))
-    out = Path(args.out) if args.out else vl.pretrained_path(kind, args.label or cfg.preset)
+    try:
+        cfg = vl.get_config(args.preset, seed=args.seed, device=args.device).override(parse_set(args.set))
+    except ValueError as bad:  # an unknown preset or key, or a value of the wrong type or range
+        raise SystemExit(f"error: {bad}") from None
+    out = Path(args.out) if args.out else vl.artifacts.live_path(kind, args.label or cfg.preset)
     return cfg, out

@@ -91,7 +91,9 @@ def test_compile_settings():
     assert compiled.resolve("auto", cuda, graphs=False) == "default"
     assert compiled.resolve("off", cuda) is None and compiled.resolve("default", cpu) == "default"
     with pytest.raises(ValueError, match="unknown compile setting 'fast'; valid: auto, off"):
-        cloning.ForwardCloningTask(vl.get_config("smoke").override({"compile": "fast", "device": "cpu"}))
+        compiled.resolve("fast", cpu)
+    with pytest.raises(ValueError, match="config compile='fast' is not allowed; allowed: one of 'auto', 'off'"):
+        vl.get_config("smoke").override({"compile": "fast", "device": "cpu"})
 
 
 @pytest.mark.gpu

@@ -116,8 +116,8 @@ def test_distributed_search_equals_the_single_process_one(tmp_path, data_root):
 
 
 def test_unknown_source_clone_is_an_error():
-    with pytest.raises(ValueError, match="unknown source_clone 'teacher'"):
-        improve.load_source_clone(_cfg(**{"improve.source_clone": "teacher"}))
+    with pytest.raises(ValueError, match="config improve.source_clone='teacher' is not allowed"):
+        _cfg(**{"improve.source_clone": "teacher"})
 
 
 def test_end_to_end_smoke_artifact(tmp_path, data_root):

@@ -20,8 +20,7 @@ from typing import Callable, Optional
 
 import torch
 
-#: Values of ``Config.compile``.
-COMPILE_MODES = ("auto", "off", "default", "reduce-overhead")
+from .config import COMPILE_SETTINGS as COMPILE_MODES  # the values of ``Config.compile``
 
 
 def resolve(setting: str, device: torch.device, graphs: bool = True) -> Optional[str]:

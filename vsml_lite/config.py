@@ -22,8 +22,18 @@ Later chapters add their own section dataclass here; the presets live in :mod:`v
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Optional, Tuple
+
+from .validate import (
+    DIVIDES_28,
+    FRACTION,
+    NON_NEGATIVE,
+    OneOf,
+    Range,
+    check_section,
+)
 
 #: Environment variable that chooses the preset when :func:`get_config` gets no name.
 PRESET_ENV_VAR = "VSML_PRESET"
@@ -34,8 +44,20 @@ DEFAULT_PRESET = "cpu"
 RANDOM_DATA_STD = 2.0
 
 
+class _Checked:
+    """Checks every field's type and range when a section is made (:mod:`vsml_lite.validate`):
+    ``LIMITS`` maps a field to its allowed values where the default for its type (an int
+    >= 1, a float > 0) does not fit; ``SECTION`` prefixes field names in error messages."""
+
+    SECTION = ""
+    LIMITS: Dict[str, Any] = {}
+
+    def __post_init__(self) -> None:
+        check_section(self)
+
+
 @dataclass(frozen=True)
-class DataConfig:
+class DataConfig(_Checked):
     """Where the data lives and how the random stream of Table 1 is drawn.
 
     Attributes:
@@ -45,13 +67,16 @@ class DataConfig:
         random_std: standard deviation of the inputs of :class:`vsml_lite.data.RandomStream`.
     """
 
+    SECTION = "data."
+
+
     root: Optional[str] = None
     download: bool = True
     random_std: float = RANDOM_DATA_STD
 
 
 @dataclass(frozen=True)
-class Eq4Config:
+class Eq4Config(_Checked):
     """Chapter 1: the numerical check that Eq. 3 equals Eq. 1 with W̃ (Eq. 4).
 
     Attributes:
@@ -62,6 +87,9 @@ class Eq4Config:
         explorer_A, explorer_N: the W̃ heat-map shown in the static book.
     """
 
+    SECTION = "eq4."
+
+
     trials: int = 20
     max_A: int = 6
     max_N: int = 8
@@ -71,7 +99,7 @@ class Eq4Config:
 
 
 @dataclass(frozen=True)
-class NetworkConfig:
+class NetworkConfig(_Checked):
     """The VSML network of tiny LSTMs (Sections 3.1-3.3; ``vsml_lite.network``).
 
     Attributes:
@@ -85,6 +113,10 @@ class NetworkConfig:
         meta_test_state_clip: cell state clip at meta-test time (Appendix D: 4).
     """
 
+    SECTION = "network."
+    LIMITS = {"reduce": OneOf(("mean", "sum")), "init_rand_fraction": FRACTION}
+
+
     hidden_size: int = 16
     msg_size: int = 8
     micro_ticks: int = 2
@@ -96,7 +128,7 @@ class NetworkConfig:
 
 
 @dataclass(frozen=True)
-class ForwardCloningConfig:
+class ForwardCloningConfig(_Checked):
     """Chapter 2: cloning neural forward computation into one sub-LSTM (Eq. 13, Table 1).
 
     Attributes:
@@ -112,6 +144,10 @@ class ForwardCloningConfig:
         checkpoint_every: iterations between checkpoints (a multiple of ``log_every``).
         grid_x, grid_w: points of the (x, w) evaluation grid of the results table.
     """
+
+    SECTION = "forward_cloning."
+    LIMITS = {"lr": NON_NEGATIVE}  # 0 leaves V_M as it started (tests use it)
+
 
     hidden_size: int = 32
     msg_size: int = 8
@@ -137,7 +173,7 @@ UPDATE_TARGET_SCALE = 1e-2
 
 
 @dataclass(frozen=True)
-class BackpropCloningConfig:
+class BackpropCloningConfig(_Checked):
     """Chapter 3: cloning backpropagation into the forward dynamics (Section 3.2, Eq. 14,
     Appendix B's curriculum, Table 1), then running the clone as a learner (Figures 5, 7-9).
 
@@ -210,6 +246,17 @@ class BackpropCloningConfig:
         test_seeds: seeds per curve (Figures 5, 7, 8: 6).
     """
 
+    SECTION = "backprop_cloning."
+    LIMITS = {
+        "lr": NON_NEGATIVE, "net_lr": NON_NEGATIVE,  # 0 leaves V_M as it started (tests use it)
+        "update_loss_weight": NON_NEGATIVE, "update_part_weights": NON_NEGATIVE,
+        "hold_fraction": FRACTION, "steady_fraction": FRACTION, "warmup_max": NON_NEGATIVE,
+        "input_side": DIVIDES_28, "fidelity_steps": NON_NEGATIVE,
+        # a stage with 0 iterations is skipped (fine-tuning runs only stage ``local``)
+        "local_iterations": NON_NEGATIVE, "shallow_iterations": NON_NEGATIVE,
+        "deep_gt_iterations": NON_NEGATIVE, "deep_own_iterations": NON_NEGATIVE}
+
+
     init_forward_clone: str = ""
     hidden_size: int = 32
     msg_size: int = 8
@@ -250,7 +297,7 @@ class BackpropCloningConfig:
 
 
 @dataclass(frozen=True)
-class MetaLearningConfig:
+class MetaLearningConfig(_Checked):
     """Chapter 4: meta-learning a learning algorithm from scratch (Section 3.3, Figure 6),
     with a Meta RNN and online Adam as baselines.
 
@@ -291,6 +338,10 @@ class MetaLearningConfig:
         lr_search_seeds: training streams per learning rate in that search.
     """
 
+    SECTION = "meta_learning."
+    LIMITS = {"input_side": DIVIDES_28, "checkpoint_chunk": NON_NEGATIVE, "lr": NON_NEGATIVE}
+
+
     input_side: int = 28
     episode_length: int = 200
     meta_batch: int = 32
@@ -311,7 +362,7 @@ class MetaLearningConfig:
 
 
 @dataclass(frozen=True)
-class ImproveConfig:
+class ImproveConfig(_Checked):
     """Chapter 5: improving cloned backpropagation with CMA-ES (Appendix B, Figure 9, Table 2).
 
     Search (Table 2 where it gives a value):
@@ -341,6 +392,11 @@ class ImproveConfig:
             first this many steps.
     """
 
+    SECTION = "improve."
+    LIMITS = {"source_clone": OneOf(("random", "curriculum")), "input_side": DIVIDES_28,
+              "population": Range(2, also=(0,))}  # CMA-ES needs two candidates; 0 = its default
+
+
     source_artifact: str = "gpu"
     source_clone: str = "random"
     sigma0: float = 0.1
@@ -358,8 +414,15 @@ class ImproveConfig:
     early_steps: int = 100
 
 
+#: Values of ``Config.dtype``; of ``Config.compile`` (see :mod:`vsml_lite.compiled`); of
+#: ``Config.device``.
+DTYPES = ("float32", "float64")
+COMPILE_SETTINGS = ("auto", "off", "default", "reduce-overhead")
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
 @dataclass(frozen=True)
-class Config:
+class Config(_Checked):
     """The complete configuration of one run. Frozen: derive variants with :meth:`override`.
 
     Attributes:
@@ -393,6 +456,13 @@ class Config:
     meta_learning: MetaLearningConfig = field(default_factory=MetaLearningConfig)
     improve: ImproveConfig = field(default_factory=ImproveConfig)
 
+    LIMITS = {"seed": NON_NEGATIVE, "dtype": OneOf(DTYPES), "compile": OneOf(COMPILE_SETTINGS)}
+
+    def __post_init__(self) -> None:
+        check_section(self)
+        if not DEVICE_PATTERN.fullmatch(self.device):
+            raise ValueError(f"config device={self.device!r}: needs 'auto', 'cpu', 'cuda' or 'cuda:<index>'")
+
     def to_dict(self) -> Dict[str, Any]:
         """A JSON-serialisable dict of every setting (stored inside checkpoints)."""
         return dataclasses.asdict(self)
@@ -409,22 +479,25 @@ class Config:
             >>> get_config("smoke").override({"seed": 1, "eq4.trials": 2}).eq4.trials
             2
         """
-        cfg = self
+        top: Dict[str, Any] = {}
+        sections: Dict[str, Dict[str, Any]] = {}
         for key, value in changes.items():
             section, _, name = key.rpartition(".")
             if not section:
                 _check_field(Config, key, key)
-                cfg = dataclasses.replace(cfg, **{key: value})
+                top[key] = value
                 continue
             if "." in section:
                 raise ValueError(f"config key {key!r} is nested too deeply; use 'section.field'")
             _check_field(Config, section, key)
-            sub = getattr(cfg, section)
-            if not dataclasses.is_dataclass(sub):
+            if not dataclasses.is_dataclass(getattr(self, section)):
                 raise ValueError(f"config key {key!r}: {section!r} is not a section")
-            _check_field(type(sub), name, key)
-            cfg = dataclasses.replace(cfg, **{section: dataclasses.replace(sub, **{name: value})})
-        return cfg
+            _check_field(type(getattr(self, section)), name, key)
+            sections.setdefault(section, {})[name] = value
+        # Each section is rebuilt once with all its changes, so its checks see the final values.
+        for section, fields_ in sections.items():
+            top[section] = dataclasses.replace(top.get(section, getattr(self, section)), **fields_)
+        return dataclasses.replace(self, **top)
 
 
 def _check_field(cls: type, name: str, key: str) -> None:
