@@ -56,7 +56,7 @@ def test_fast_equals_reference(case):
 
 
 def test_fused_kernel_equals_eager_fast_path():
-    if os.environ.get(fused.FUSED_ENV_VAR) == "0":
+    if fused.disabled():
         pytest.skip("fused kernel disabled by VSML_FUSED=0")
     assert fused.available(), "the fused CPU kernel failed to compile (see the warning)"
     gen = torch.Generator().manual_seed(0)
@@ -77,7 +77,7 @@ def test_fused_kernel_equals_eager_fast_path():
 @pytest.mark.parametrize("clip", [None, 0.3])
 def test_fused_kernel_gradients_equal_eager_autograd(clip):
     """The kernel's own backward gives what autograd gives through the eager ticks."""
-    if os.environ.get(fused.FUSED_ENV_VAR) == "0":
+    if fused.disabled():
         pytest.skip("fused kernel disabled by VSML_FUSED=0")
     gen = torch.Generator().manual_seed(3)
     for H in (8, 16):

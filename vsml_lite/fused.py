@@ -14,18 +14,23 @@ It computes exactly what the eager fast path of :func:`vsml_lite.network.dense_t
 computes (same folded gate scale and biases) for float32 CPU tensors; tests hold its outputs
 and its gradients equal to the eager ones. It is compiled on first use with
 ``torch.utils.cpp_extension.load_inline`` (needs a C++ compiler and ``ninja``; about half a
-minute, then cached). Set ``VSML_FUSED=0`` to disable it; if compiling fails a warning says
-why and the eager path is used.
+minute, then cached). Set ``VSML_FUSED=0`` (or ``false``) to disable it; if compiling fails a
+warning says why and the eager path is used; a damaged cached library is rebuilt.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import platform
+import sys
 import warnings
 from typing import Optional, Tuple
 
 import torch
+
+from .validate import FALSE_WORDS, check_count, check_state_clip, check_tensor
 
 #: Environment variable that disables the kernel when set to 0.
 FUSED_ENV_VAR = "VSML_FUSED"
@@ -240,6 +245,20 @@ static void run_backward(const float* wt, const float* sv, const float* cv_pre,
 std::vector<torch::Tensor> forward_ticks(torch::Tensor from_a, torch::Tensor from_b,
                                          torch::Tensor w_hid, torch::Tensor h, torch::Tensor c,
                                          int64_t ticks, double clip, bool save) {
+  // The loops below trust these shapes; anything else would read past a buffer's end.
+  for (const auto& t : {from_a, from_b, w_hid, h, c}) {
+    TORCH_CHECK(t.device().is_cpu() && t.scalar_type() == torch::kFloat32, "fused kernel: float32 CPU tensors only");
+  }
+  TORCH_CHECK(h.dim() == 4 && c.sizes() == h.sizes(), "fused kernel: h and c must be [n, A, B, H] alike");
+  TORCH_CHECK(ticks >= 0, "fused kernel: ticks must be >= 0");
+  {
+    const int64_t n = h.size(0), A = h.size(1), B = h.size(2), H = h.size(3);
+    TORCH_CHECK(from_a.dim() == 3 && from_a.size(0) == n && from_a.size(1) == A && from_a.size(2) == 4 * H,
+                "fused kernel: from_a must be [n, A, 4H]");
+    TORCH_CHECK(from_b.dim() == 3 && from_b.size(0) == n && from_b.size(1) == B && from_b.size(2) == 4 * H,
+                "fused kernel: from_b must be [n, B, 4H]");
+    TORCH_CHECK(w_hid.dim() == 2 && w_hid.size(0) == H && w_hid.size(1) == 4 * H, "fused kernel: w_hid must be [H, 4H]");
+  }
   auto fa = from_a.contiguous(), fb = from_b.contiguous(), w = w_hid.contiguous();
   auto hi = h.contiguous(), ci = c.contiguous();
   auto ho = torch::empty_like(hi), co = torch::empty_like(ci);
@@ -271,6 +290,9 @@ std::vector<torch::Tensor> backward_ticks(torch::Tensor w_hid, torch::Tensor sv,
   auto wt = w_hid.t().contiguous();  // [4H, H]
   auto s = sv.contiguous(), cp = cpre.contiguous(), ci = c_in.contiguous();
   const int64_t T = s.size(0), N = s.size(1), H = s.size(2) / 4;
+  TORCH_CHECK(s.dim() == 3 && s.size(2) == 4 * H && w_hid.size(0) == H && w_hid.size(1) == 4 * H &&
+              cp.numel() == T * N * H && ci.numel() == N * H && dh_out.numel() == N * H &&
+              dc_out.numel() == N * H, "fused kernel backward: inconsistent shapes");
   auto dh = dh_out.contiguous().view({N, H}).clone(), dc = dc_out.contiguous().view({N, H}).clone();
   auto dgates = torch::empty_like(s);
   VSML_DISPATCH(H, (run_backward<HH>(wt.data_ptr<float>(), s.data_ptr<float>(),
@@ -289,20 +311,57 @@ _module = None  # the compiled extension, loaded on first use
 _failed: Optional[str] = None  # why compiling failed, once it has
 
 
-def _build_directory() -> str:
-    """Where the kernel is compiled: one folder per Python environment and torch version under
-    torch's extension root (``$TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``).
-    torch's default folder is shared by every environment of a user, so environments with
-    different torch builds (a project venv, a CI clone's venv) would rebuild the kernel over
-    each other's, about half a minute each time."""
-    import hashlib
-    import sys
+#: Name of the compiled extension (its library is ``<build directory>/<name>.so``).
+_NAME = "vsml_lite_fused"
 
+
+def _build_directory() -> str:
+    """Where the kernel is compiled: one folder per Python environment, torch version, CPU and
+    kernel source under torch's extension root (``$TORCH_EXTENSIONS_DIR``, default
+    ``~/.cache/torch_extensions``). torch's default folder is shared by every environment of a
+    user, so environments with different torch builds (a project venv, a CI clone's venv), or
+    checkouts of different commits (a background campaign beside the working tree), would
+    rebuild the kernel over each other's, about half a minute each time; and the kernel is
+    built with ``-march=native``, so a home folder shared by machines with different CPUs must
+    not share one library."""
     root = os.environ.get("TORCH_EXTENSIONS_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "torch_extensions")
-    env = hashlib.sha1(f"{sys.prefix}|{torch.__version__}".encode()).hexdigest()[:12]
-    path = os.path.join(root, f"vsml_lite_fused_{env}")
+    key = f"{sys.prefix}|{torch.__version__}|{_cpu_features()}|{_SOURCE}"
+    path = os.path.join(root, f"{_NAME}_{hashlib.sha1(key.encode()).hexdigest()[:12]}")
     os.makedirs(path, exist_ok=True)
     return path
+
+
+def _cpu_features() -> str:
+    """What ``-march=native`` compiles for: the CPU model and its instruction-set flags."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            lines = [ln for ln in f if ln.startswith(("model name", "flags"))]
+        return "".join(sorted(set(lines)))
+    except OSError:  # not Linux
+        return f"{platform.machine()}|{platform.processor()}"
+
+
+def _sha256(path: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def _drop_damaged_library(library: str) -> None:
+    """Remove a cached library that is not the one a build of ours recorded (a checksum
+    written beside it after it loaded): a truncated ``.so`` kills the process with SIGBUS
+    when loaded, and a garbage one fails to load; either way the next build relinks it."""
+    stamp = library + ".sha256"
+    if not os.path.exists(library):
+        return
+    recorded = open(stamp).read().strip() if os.path.exists(stamp) else None
+    if recorded == _sha256(library):
+        return
+    if recorded is not None:  # a library of ours, damaged since; one without a record is just rebuilt
+        warnings.warn(f"vsml_lite.fused: the cached kernel {library} is damaged (checksum differs "
+                      f"from the one recorded when it was built); rebuilding it")
+    for path in (library, stamp):
+        if os.path.exists(path):
+            os.remove(path)
 
 
 def available() -> bool:
@@ -310,12 +369,17 @@ def available() -> bool:
     return _load() is not None
 
 
+def disabled() -> bool:
+    """Whether ``$VSML_FUSED`` turns the kernel off (``0``, ``false``, ``no`` or ``off``)."""
+    return os.environ.get(FUSED_ENV_VAR, "1").strip().lower() in FALSE_WORDS
+
+
 def _load():
     global _module, _failed
     if _module is not None or _failed is not None:
         return _module
-    if os.environ.get(FUSED_ENV_VAR, "1") == "0":
-        _failed = f"disabled by {FUSED_ENV_VAR}=0"
+    if disabled():
+        _failed = f"disabled by {FUSED_ENV_VAR}={os.environ[FUSED_ENV_VAR]}"
         return None
     try:
         # cpp_extension logs a warning about CUDA_HOME at import on CPU-only machines; it does
@@ -327,18 +391,25 @@ def _load():
         finally:
             quiet.setLevel(level)
 
+        build = _build_directory()
+        library = os.path.join(build, f"{_NAME}.so")
+        _drop_damaged_library(library)
         _module = load_inline(
-            name="vsml_lite_fused",
-            build_directory=_build_directory(),
+            name=_NAME,
+            build_directory=build,
             cpp_sources=[_SOURCE],
             functions=["forward_ticks", "backward_ticks"],
             extra_cflags=["-O3", "-march=native", "-fopenmp", "-Wno-psabi"],
             extra_ldflags=["-fopenmp"],  # at::parallel_for spreads rows over OpenMP threads
             verbose=False,
         )
+        if os.path.exists(library):  # record the library that loaded, for the next process
+            with open(library + ".sha256", "w") as f:
+                f.write(_sha256(library))
     except Exception as err:  # no compiler, no ninja, read-only cache, ...
         _failed = f"{type(err).__name__}: {err}"
-        warnings.warn(f"vsml_lite.fused: compiling the CPU kernel failed, using the eager path ({_failed})")
+        warnings.warn(f"vsml_lite.fused: compiling the CPU kernel failed, using the eager path ({_failed}); "
+                      f"set {FUSED_ENV_VAR}=0 to use the eager path without trying")
     return _module
 
 
@@ -373,16 +444,30 @@ def dense_ticks(
     module = _load()
     if module is None:
         raise RuntimeError(f"the fused kernel is not available ({_failed})")
-    if h.shape[-1] not in SUPPORTED_HIDDEN:
-        raise ValueError(f"fused kernel supports hidden sizes {SUPPORTED_HIDDEN}, got {h.shape[-1]}")
-    if state_clip is not None and state_clip <= 0:
-        raise ValueError(f"state_clip must be positive or None, got {state_clip}")
-    clip = float(state_clip) if state_clip is not None else 0.0
+    _check_shapes(from_a, from_b, w_hid, h, c)
+    check_count("micro_ticks", micro_ticks)
+    state_clip = check_state_clip(state_clip)
+    clip = state_clip if state_clip is not None else 0.0
     tensors = (from_a, from_b, w_hid, h, c)
     if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
         return _FusedTicks.apply(from_a, from_b, w_hid, h, c, int(micro_ticks), clip)
     h_new, c_new = module.forward_ticks(from_a, from_b, w_hid, h, c, int(micro_ticks), clip, False)
     return h_new, c_new
+
+
+def _check_shapes(from_a, from_b, w_hid, h, c) -> None:
+    """The kernel reads ``n·A·B`` sub-LSTMs' worth of every input; a tensor of another shape
+    would be read past its end. Checked here, with names, and again in the C++ code."""
+    check_tensor("h", h, [None, None, None, None], dtype=torch.float32)
+    n, A, B, H = h.shape
+    if H not in SUPPORTED_HIDDEN:
+        raise ValueError(f"fused kernel supports hidden sizes {SUPPORTED_HIDDEN}, got {H}")
+    if h.device.type != "cpu":
+        raise ValueError(f"the fused kernel runs on the CPU; h is on {h.device}")
+    check_tensor("c", c, [n, A, B, H], like=h)
+    check_tensor("from_a", from_a, [n, A, 4 * H], like=h)
+    check_tensor("from_b", from_b, [n, B, 4 * H], like=h)
+    check_tensor("w_hid", w_hid, [H, 4 * H], like=h)
 
 
 class _FusedTicks(torch.autograd.Function):

@@ -41,6 +41,7 @@ import torch
 from torch import nn
 
 from . import fused as fused_module
+from .validate import check_count, check_state_clip, check_tensor
 
 #: Bias added to the forget gate: sigmoid(5) ≈ 0.993, so by default a sub-LSTM keeps its cell
 #: state (which plays the role of a weight) from tick to tick unless V_M learns to change it.
@@ -186,6 +187,7 @@ def dense_ticks(
         ``(h, c, fwd_out, bwd_out)``: new states ``[n, A, B, H]``, the messages sent forward to
         the next layer ``[n, B, M]`` and backward to the previous one ``[n, A, M]``.
     """
+    state_clip = check_layer(lstm, layer, micro_ticks, state_clip, reduce)
     h, c = layer.h, layer.c
     n, A, B, H = h.shape
     scale, gate_bias = lstm.gate_scale, lstm.gate_bias  # [4H] each (see _gate_constants)
@@ -227,6 +229,7 @@ def folded_ticks(
     Returns:
         New ``(h, c)``, ``[n, A, B, H]`` each.
     """
+    state_clip = check_state_clip(state_clip)
     n, A, B, H = h.shape
     inputs = (from_a[:, :, None, :] + from_b[:, None, :, :]).reshape(n * A * B, 4 * H)
     h, c = h.reshape(n * A * B, H), c.reshape(n * A * B, H)
@@ -238,6 +241,23 @@ def folded_ticks(
             c = c.clamp(-state_clip, state_clip)
         h = o * torch.tanh(c)
     return h.view(n, A, B, H), c.view(n, A, B, H)
+
+
+def check_layer(lstm: SubLSTM, layer: LayerState, micro_ticks: int, state_clip: Optional[float],
+                reduce: str) -> Optional[float]:
+    """Raise a ``ValueError`` that names the problem unless ``layer`` fits ``lstm`` (shapes
+    ``h, c: [n, A, B, H]``, ``fwd_in: [n, A, M]``, ``bwd_in: [n, B, M]``, one dtype and device);
+    run before any compiled code, which trusts the shapes. Returns the checked clip."""
+    w = lstm.w_hid
+    check_tensor("layer.h", layer.h, [None, None, None, lstm.hidden_size], like=w)
+    n, A, B, H = layer.h.shape
+    check_tensor("layer.c", layer.c, [n, A, B, H], like=w)
+    check_tensor("layer.fwd_in", layer.fwd_in, [n, A, lstm.msg_size], like=w)
+    check_tensor("layer.bwd_in", layer.bwd_in, [n, B, lstm.msg_size], like=w)
+    check_count("micro_ticks", micro_ticks)
+    if reduce not in REDUCTIONS:
+        raise ValueError(f"reduce must be one of {REDUCTIONS}, got {reduce!r}")
+    return check_state_clip(state_clip)
 
 
 def _fused_ok(*tensors: torch.Tensor) -> bool:
@@ -258,6 +278,7 @@ def dense_ticks_reference(
     ``[fwd_in[a], bwd_in[b], h_ab (, a/A, b/B)]`` and multiplies them with the LSTM's full
     input matrix; every sub-LSTM projects its own forward and backward message; the messages
     are then reduced over the grid. Same arguments and returns."""
+    state_clip = check_layer(lstm, layer, micro_ticks, state_clip, reduce)
     n, A, B, H = layer.h.shape
     M = lstm.msg_size
     fwd_ab = layer.fwd_in[:, :, None, :].expand(n, A, B, M)  # input neuron a's message

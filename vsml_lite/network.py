@@ -16,6 +16,7 @@ from torch import nn
 
 from .layer import (ERROR_SLOT, FORGET_GATE_BIAS, INPUT_GATE_BIAS, INPUT_SLOT, OUTPUT_SLOT,  # noqa: F401
                     REDUCTIONS, LayerState, SubLSTM, dense_ticks, dense_ticks_reference, folded_ticks)
+from .validate import check_state_clip
 
 
 class VSMLNetwork(nn.Module):
@@ -89,7 +90,7 @@ class VSMLNetwork(nn.Module):
         self.micro_ticks, self.reduce, self.output_bound = micro_ticks, reduce, output_bound
         self.init_rand_fraction = init_rand_fraction
         self.lstm = SubLSTM(hidden_size, msg_size, position_inputs, generator=generator) if lstm is None else lstm
-        self.fast, self.state_clip, self.fused = fast, state_clip, fused
+        self.fast, self.state_clip, self.fused = fast, check_state_clip(state_clip), fused
 
     @property
     def num_layers(self) -> int:

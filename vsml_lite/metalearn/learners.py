@@ -15,6 +15,7 @@ from ..config import Config
 from ..data import NUM_CLASSES
 from ..device import get_device
 from ..network import VSMLNetwork
+from ..validate import check_state_clip
 
 #: The meta-learned models, in the order the chapter shows them.
 MODELS = ("vsml", "meta_rnn")
@@ -76,6 +77,7 @@ class MetaRNN(nn.Module):
             raise ValueError(f"x must have shape [n, {self.input_size}], got {list(x.shape)}")
         if error.shape != (x.shape[0], self.num_classes):
             raise ValueError(f"error must have shape [{x.shape[0]}, {self.num_classes}], got {list(error.shape)}")
+        state_clip = check_state_clip(state_clip)
         h, c = state
         inputs = torch.cat([x, error], dim=-1)
         for _ in range(self.micro_ticks):
