@@ -8,7 +8,9 @@ Nothing is read at import time. Data is found in this order:
 
 The folder uses torchvision's layout (``<root>/MNIST/raw/...``, ``<root>/FashionMNIST/raw/...``).
 When a dataset is not there, torchvision downloads it (where there is internet); when that is
-impossible a :class:`DatasetNotFoundError` names the folder searched and ``$VSML_DATA``.
+impossible a :class:`DatasetNotFoundError` names the folder searched and ``$VSML_DATA``. Every
+file is checked before use (:func:`check_dataset`: idx header, size, label range, SHA-256
+against the published file); a damaged one raises :class:`DatasetCorruptError` naming it.
 
 Example:
     >>> import vsml_lite as vl
@@ -19,10 +21,13 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
+import math
 import os
+import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional, Tuple, Union
+from typing import Dict, Iterator, Optional, Tuple, Union
 
 import torch
 
@@ -96,7 +101,9 @@ def load_dataset(
     download: bool = True,
     normalize: bool = True,
 ) -> TensorData:
-    """Load MNIST or Fashion-MNIST through ``torchvision.datasets`` as flat tensors.
+    """Load MNIST or Fashion-MNIST from its idx files as flat tensors, checked first
+    (:func:`check_dataset`): a damaged file is an error naming the file, never a run that
+    trains on it.
 
     Args:
         name: ``"mnist"`` or ``"fashion_mnist"`` (see :func:`canonical_name`).
@@ -107,30 +114,163 @@ def load_dataset(
 
     Raises:
         DatasetNotFoundError: the files are missing and could not be downloaded.
+        DatasetCorruptError: a file is truncated, malformed or not the published one.
     """
-    from torchvision import datasets  # imported here: torchvision is slow to import
-
     key = canonical_name(name)
-    folder = data_root(root)
-    cls = getattr(datasets, DATASETS[key])
-    try:
-        ds = cls(root=str(folder), train=train, download=False)
-    except RuntimeError as missing:
-        if not download:
-            raise DatasetNotFoundError(_not_found_message(key, folder, "download=False")) from missing
-        try:
-            ds = cls(root=str(folder), train=train, download=True)
-        except Exception as err:  # no network, mirror down, read-only folder, ...
-            reason = " ".join(str(err).split())  # torchvision's message spans lines
-            raise DatasetNotFoundError(
-                _not_found_message(key, folder, f"download failed: {type(err).__name__}: {reason}")
-            ) from err
-    images = ds.data.reshape(len(ds.data), INPUT_DIM).to(torch.float32).div_(255.0)  # [n, 784]
+    images_file, labels_file = check_dataset(key, train, root, download)
+    raw = _read_idx(images_file)  # [n, 28, 28] uint8
+    images = torch.from_numpy(raw.reshape(len(raw), INPUT_DIM)).to(torch.float32).div_(255.0)  # [n, 784]
     if normalize:
         mean, std = NORMALIZATION[key]
         images = images.sub_(mean).div_(std)
-    labels = ds.targets.to(torch.int64)  # [n]
+    labels = torch.from_numpy(_read_idx(labels_file).astype("int64"))  # [n]
     return TensorData(images=images, labels=labels, name=key, train=train)
+
+
+class DatasetCorruptError(ValueError):
+    """A dataset file is truncated, malformed, or not the file that was published."""
+
+
+#: idx files of each split, images then labels (torchvision's names, uncompressed).
+SPLIT_FILES = {True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+               False: ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+#: Examples per split, for both datasets.
+SPLIT_SIZES = {True: 60_000, False: 10_000}
+#: SHA-256 of the published files (the ``.gz`` files torchvision downloads and checks by MD5,
+#: uncompressed). A ``SHA256SUMS`` file in the data folder, where there is one, is checked too.
+PUBLISHED_SHA256 = {
+    "MNIST/raw/train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "MNIST/raw/train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "MNIST/raw/t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "MNIST/raw/t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+    "FashionMNIST/raw/train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    "FashionMNIST/raw/train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    "FashionMNIST/raw/t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    "FashionMNIST/raw/t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+}
+#: idx magic numbers: unsigned bytes, with 3 (images) or 1 (labels) dimensions.
+IDX_MAGIC = {3: 0x00000803, 1: 0x00000801}
+
+# Files already checked in this process, by (path, size, modification time): hashing every
+# file again each time a chapter loads a split would cost a fraction of a second per load.
+_checked: Dict[Tuple[str, int, int], str] = {}
+
+
+def check_dataset(name: str, train: bool = True, root: Union[str, Path, None] = None,
+                  download: bool = True) -> Tuple[Path, Path]:
+    """The split's ``(images, labels)`` idx files, downloaded if missing and allowed, each
+    checked: header, size, labels in ``0..9``, and SHA-256 against the published file and any
+    ``SHA256SUMS`` in the data folder. Call it before a long run for every dataset the run
+    will need, so a missing or damaged one stops it at the start, not at the end.
+
+    Raises:
+        DatasetNotFoundError: a file is missing and could not be downloaded.
+        DatasetCorruptError: a file is truncated, malformed or not the published one.
+    """
+    key = canonical_name(name)
+    folder = data_root(root)
+    sub = DATASETS[key]
+    files = [folder / sub / "raw" / f for f in SPLIT_FILES[train]]
+    if not all(f.exists() for f in files):
+        _download(key, train, folder, download)
+    sums = _sha256sums(folder)
+    for f, dims in zip(files, (3, 1)):
+        rel = f"{sub}/raw/{f.name}"
+        stat = f.stat()
+        if _checked.get((str(f), stat.st_size, stat.st_mtime_ns)) == rel:
+            continue
+        shape = _idx_shape(f, dims)
+        if shape[0] != SPLIT_SIZES[train] or shape[1:] not in ((28, 28), ()):
+            raise DatasetCorruptError(f"{f}: holds {list(shape)}, not the {SPLIT_SIZES[train]:,} "
+                                      f"{'28 × 28 images' if dims == 3 else 'labels'} of {sub}'s split")
+        digest = _sha256(f)
+        for want, source in ((PUBLISHED_SHA256.get(rel), "the published file"), (sums.get(rel), "SHA256SUMS")):
+            if want is not None and digest != want:
+                raise DatasetCorruptError(
+                    f"{f}: its SHA-256 ({digest[:16]}...) differs from {source}'s ({want[:16]}...): the file "
+                    f"is damaged or is not {sub}'s. Delete it and load again to download it afresh"
+                    f"{'' if download else ' (with download allowed)'}, or copy the original file there.")
+        if dims == 1:
+            labels = _read_idx(f)
+            if labels.max() >= NUM_CLASSES:
+                bad = int((labels >= NUM_CLASSES).nonzero()[0][0])
+                raise DatasetCorruptError(f"{f}: label {int(labels[bad])} at index {bad} is outside 0..{NUM_CLASSES - 1}")
+        _checked[(str(f), stat.st_size, stat.st_mtime_ns)] = rel
+    return files[0], files[1]
+
+
+def check_datasets(names=tuple(DATASETS), root: Union[str, Path, None] = None, download: bool = True) -> None:
+    """:func:`check_dataset` for both splits of every dataset in ``names``: what a long run
+    calls before it starts, so that a dataset it needs only at the end is not found missing
+    (or damaged) after hours of training."""
+    for name in names:
+        for train in (True, False):
+            check_dataset(name, train, root, download)
+
+
+def _download(key: str, train: bool, folder: Path, download: bool) -> None:
+    """Fetch a split through torchvision (which checks the downloads' MD5 sums)."""
+    if not download:
+        raise DatasetNotFoundError(_not_found_message(key, folder, "download=False"))
+    from torchvision import datasets  # imported here: torchvision is slow to import
+
+    try:
+        getattr(datasets, DATASETS[key])(root=str(folder), train=train, download=True)
+    except Exception as err:  # no network, mirror down, read-only folder, ...
+        reason = " ".join(str(err).split())  # torchvision's message spans lines
+        raise DatasetNotFoundError(
+            _not_found_message(key, folder, f"download failed: {type(err).__name__}: {reason}")) from err
+
+
+def _idx_shape(path: Path, dims: int) -> Tuple[int, ...]:
+    """The shape an idx file's header declares, after checking its magic number and that the
+    file is exactly as long as the header says."""
+    size = path.stat().st_size
+    header = 4 + 4 * dims
+    with open(path, "rb") as f:
+        head = f.read(header)
+    if len(head) < header:
+        raise DatasetCorruptError(f"{path}: {size} bytes, too short for an idx header (truncated or empty)")
+    magic, *shape = struct.unpack(f">{1 + dims}I", head)
+    if magic != IDX_MAGIC[dims]:
+        raise DatasetCorruptError(f"{path}: not an idx file of {dims}-d unsigned bytes "
+                                  f"(magic number {magic:#010x}, expected {IDX_MAGIC[dims]:#010x})")
+    want = header + math.prod(shape)
+    if size != want:
+        raise DatasetCorruptError(f"{path}: {size:,} bytes, but its header declares {list(shape)} "
+                                  f"({want:,} bytes): the file is {'truncated' if size < want else 'too long'}")
+    return tuple(shape)
+
+
+def _read_idx(path: Path):
+    """An idx file of unsigned bytes as a numpy array of the shape its header declares."""
+    import numpy as np
+
+    data = path.read_bytes()
+    dims = data[3]
+    shape = struct.unpack(f">{dims}I", data[4 : 4 + 4 * dims])
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape).copy()
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _sha256sums(folder: Path) -> Dict[str, str]:
+    """``SHA256SUMS`` in the data folder (``<digest>  <relative path>`` lines), if there is one."""
+    path = folder / "SHA256SUMS"
+    if not path.exists():
+        return {}
+    out = {}
+    for line in path.read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 2:
+            out[parts[1].lstrip("*")] = parts[0].lower()
+    return out
 
 
 def _not_found_message(key: str, folder: Path, why: str) -> str:

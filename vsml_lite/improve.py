@@ -34,7 +34,7 @@ from . import backprop as bp
 from . import training
 from .artifacts import live_path, load_artifact, pretrained_path, save_artifact
 from .config import Config
-from .data import TensorData
+from .data import TensorData, check_datasets
 from .device import get_device, make_generator
 from .distributed import all_reduce_sum, distributed_context
 from .network import SubLSTM
@@ -381,6 +381,7 @@ def train_and_save(cfg: Config, out: Union[str, Path, None] = None, progress: bo
     artifact; returns its path. ``None`` on processes other than rank 0 (which only help with
     the search), and when a ``deadline`` (``time.monotonic()``) stopped the search early,
     checkpointed."""
+    check_datasets(TEST_DATASETS, cfg.data.root, cfg.data.download)  # all a run needs, before it starts
     out = Path(out) if out is not None else live_path(KIND, cfg.preset)
     ckpt = Path(checkpoint) if checkpoint is not None else out.with_suffix(".ckpt")
     clone_cfg, lstm = load_source_clone(cfg)
@@ -398,7 +399,7 @@ def train_and_save(cfg: Config, out: Union[str, Path, None] = None, progress: bo
 def load_improved(record) -> Dict[str, object]:
     """From a loaded artifact: ``cfg``, ``clone_cfg`` and the sub-LSTMs ``clone`` and
     ``improved`` (on the CPU)."""
-    cfg = Config.from_dict(record.meta["config"]).override({"device": "cpu"})
+    cfg = Config.from_dict(record.expect(KIND).meta["config"]).override({"device": "cpu"})
     clone_cfg = Config.from_dict(record.meta["source"]["config"]).override({"device": "cpu"})
     p = clone_cfg.backprop_cloning
     like = SubLSTM(p.hidden_size, p.msg_size)

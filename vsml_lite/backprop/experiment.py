@@ -13,7 +13,7 @@ from torch import nn
 
 from ..artifacts import live_path, load_checkpoint, save_artifact, save_checkpoint
 from ..config import Config
-from ..data import NUM_CLASSES, TensorData, downsample_dataset, load_dataset
+from ..data import NUM_CLASSES, TensorData, check_datasets, downsample_dataset, load_dataset
 from ..device import get_device, make_generator
 from ..network import SubLSTM
 from .curriculum import CloneTrainResult, train_backprop_cloning
@@ -216,6 +216,7 @@ def train_and_save(cfg: Config, out: Union[str, Path, None] = None, progress: bo
     ``<out>.ckpt``, and ``<out>.eval.ckpt``) are removed once the artifact is written. With a
     ``deadline`` (``time.monotonic()``) cloning may stop early, checkpointed: then nothing is
     written and ``None`` is returned."""
+    check_datasets(("mnist", "fashion_mnist"), cfg.data.root, cfg.data.download)  # all a run needs, before it starts
     out = Path(out) if out is not None else live_path(KIND, cfg.preset)
     ckpt = Path(checkpoint) if checkpoint is not None else out.with_suffix(".ckpt")
     eval_ckpt = ckpt.with_suffix(".eval.ckpt")
@@ -252,6 +253,6 @@ def clone_layout(record) -> int:
 def load_backprop_clone(record) -> Tuple[Config, Dict[str, SubLSTM]]:
     """The config and both clones (``"curriculum"``, ``"random"``) of a loaded artifact, in
     today's message layout whatever layout they were made in."""
-    cfg, layout = Config.from_dict(record.meta["config"]), clone_layout(record)
+    cfg, layout = Config.from_dict(record.expect(KIND).meta["config"]), clone_layout(record)
     return cfg, {"curriculum": load_clone_state(cfg, record.tensors["lstm"], layout),
                  "random": load_clone_state(cfg, record.tensors["lstm_random"], layout)}

@@ -13,6 +13,7 @@ from torch import nn
 
 from ..artifacts import code_version, live_path, load_artifact, save_artifact
 from ..config import Config
+from ..data import check_datasets
 from ..device import get_device
 from ..distributed import distributed_context
 from .baselines import BASELINES, choose_learning_rate, claim_steps, online_backprop
@@ -167,6 +168,7 @@ def train_and_save(cfg: Config, out: Union[str, Path, None] = None, progress: bo
     meta-training may stop early, checkpointed: then nothing is written and ``None`` is
     returned. Under ``torch.distributed`` every process meta-trains; rank 0 evaluates and
     writes (the others return ``None``)."""
+    check_datasets(TEST_DATASETS, cfg.data.root, cfg.data.download)  # all a run needs, before it starts
     out = Path(out) if out is not None else live_path(KIND, cfg.preset)
     base = Path(checkpoint) if checkpoint is not None else out
     ckpts = {model: base.with_suffix(f".{model}.ckpt") for model in models}
@@ -224,7 +226,7 @@ def reevaluate(cfg: Config, path: Union[str, Path], progress: bool = True) -> Pa
 
 def load_learners(record) -> Tuple[Config, Dict[str, nn.Module]]:
     """The config and meta-trained learners of a loaded artifact (on the CPU)."""
-    cfg = Config.from_dict(record.meta["config"]).override({"device": "cpu"})
+    cfg = Config.from_dict(record.expect(KIND).meta["config"]).override({"device": "cpu"})
     learners = {}
     for name, state in record.tensors["learners"].items():
         learner = build_learner(cfg, name)
