@@ -39,6 +39,8 @@ def main(argv=None) -> int:
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help=argparse.SUPPRESS)
     parser.add_argument("--status", action="store_true", help="print where the runs stand and exit")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--allow-dirty", action="store_true",
+                        help="run uncommitted code (refused otherwise: checkpoints and artifacts record the code)")
     args = parser.parse_args(argv)
 
     if args.status:
@@ -50,6 +52,7 @@ def main(argv=None) -> int:
     else:
         if args.minutes is None:
             parser.error("--minutes is required (or --status)")
+        vl.artifacts.require_clean_tree(args.allow_dirty, "campaign checkpoints and artifacts")
         print(f"campaign: {args.minutes} minutes on {args.device}"
               + (f", {args.threads} thread(s)" if args.threads else "") + f", code {vl.artifacts.code_version()}")
         try:

@@ -5,7 +5,7 @@ Figure 9, Table 2), starting from the random-data clone of Chapter 3's shipped a
     python scripts/improve_backprop.py --preset paper        # Table 2; needs GPUs
     torchrun --nproc_per_node 4 scripts/improve_backprop.py --preset paper   # population over 4 processes
 
-Writes vsml_lite/pretrained/improve_backprop_<label>.{pt,json} (label: --label, else the
+Writes $VSML_ARTIFACTS/improve_backprop_<label>.{pt,json} (or --out PATH) (label: --label, else the
 preset): the starting and the improved V_M, the meta-test curves and a JSON record (config,
 seed, preset, code version, population size, search history, results table, claims). The
 CMA-ES state is checkpointed to <out>.ckpt every generation; an interrupted run resumes when
@@ -35,7 +35,7 @@ def main(argv=None) -> int:
 
     vl.distributed.init_distributed_from_env()
     rank, world = vl.distributed.distributed_context()
-    cfg, out = config_and_out(args, improve.KIND)
+    cfg, out = config_and_out(args, improve.KIND, makes_artifact=not args.search_only)
     i = cfg.improve
     if args.search_only:
         clone_cfg, lstm = improve.load_source_clone(cfg)

@@ -6,7 +6,7 @@ Appendix B), evaluated as a learner on MNIST and Fashion-MNIST (Figures 5, 7, 8,
     python scripts/train_backprop_cloning.py --preset paper \\
         --set backprop_cloning.local_iterations=20000         # any config field, recorded
 
-Writes vsml_lite/pretrained/backprop_cloning_<label>.{pt,json} (label: --label, else the preset): V_M of the curriculum clone
+Writes $VSML_ARTIFACTS/backprop_cloning_<label>.{pt,json} (or --out PATH) (label: --label, else the preset): V_M of the curriculum clone
 and of the random-data clone, learning curves, and a JSON record (config, seed, preset, code
 version, fidelity against autograd, accuracy table, cloning loss curves). Cloning checkpoints
 to <out>.ckpt and the evaluation to <out>.eval.ckpt; an interrupted run (Ctrl-C, SIGTERM)

@@ -3,34 +3,28 @@
     python scripts/train_forward_cloning.py --preset cpu            # ~2 min on 2 CPU cores
     python scripts/train_forward_cloning.py --preset paper          # Table 1; needs a GPU
 
-Writes vsml_lite/pretrained/forward_cloning_<preset>.{pt,json} (weights; config, seed,
-preset, code version, metrics, loss curve). Training checkpoints to <out>.ckpt; an
+Writes $VSML_ARTIFACTS/forward_cloning_<preset>.{pt,json} (weights; config, seed, preset,
+code version, metrics, loss curve), or where --out says (--out
+vsml_lite/pretrained/forward_cloning_cpu remakes the shipped one). Training checkpoints to <out>.ckpt; an
 interrupted run (Ctrl-C, SIGTERM) resumes from there when started again with the same
 arguments. The checkpoint is removed once the artifact is written.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
-from pathlib import Path
 
 import vsml_lite as vl
 from vsml_lite import cloning
 
+from _cli import artifact_parser, config_and_out
+
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", default=None, help="smoke, cpu or paper (default: $VSML_PRESET or cpu)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--out", default=None, help="artifact path without suffix "
-                        "(default: vsml_lite/pretrained/forward_cloning_<preset>)")
-    parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
+    parser = artifact_parser(__doc__, cloning.KIND, "forward_cloning.iterations=5000")
     args = parser.parse_args(argv)
 
-    cfg = vl.get_config(args.preset, seed=args.seed, device=args.device)
-    out = Path(args.out) if args.out else vl.pretrained_path(cloning.KIND, cfg.preset)
+    cfg, out = config_and_out(args, cloning.KIND)
     if args.fresh:
         out.with_suffix(".ckpt").unlink(missing_ok=True)
     f = cfg.forward_cloning

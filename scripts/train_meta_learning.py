@@ -7,7 +7,7 @@ MNIST (Section 3.3), meta-tested with online Adam on the same streams (Figure 6)
         --set meta_learning.iterations=500                  # any config field, recorded
     torchrun --nproc_per_node 4 scripts/train_meta_learning.py --preset paper   # episodes over 4 processes
 
-Writes vsml_lite/pretrained/meta_learning_<label>.{pt,json} (label: --label, else the preset):
+Writes $VSML_ARTIFACTS/meta_learning_<label>.{pt,json} (or --out PATH) (label: --label, else the preset):
 both learners' V_M, the meta-test curves, and a JSON record (config, seed, preset, code
 version, meta-training time and peak memory, online Adam's learning-rate search, the results
 table and the three claims of Figure 6). Meta-training checkpoints to <out>.<model>.ckpt; an

@@ -12,6 +12,8 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
 import subprocess
@@ -42,16 +44,37 @@ def code_version() -> str:
 
 
 def _describe_checkout() -> str:
-    """``git describe`` of the checkout the package lives in, or the bare package version."""
+    """``git describe`` of the checkout the package lives in, or the bare package version.
+
+    Git is asked only when the package's own files are tracked in that repository: a package
+    pip-installed into a virtual environment that happens to sit inside some other git
+    repository must not record that repository's commit as its code version."""
     from . import __version__
 
     root = Path(__file__).resolve().parent.parent
     try:
-        out = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=12"], cwd=root,
-                             capture_output=True, text=True, timeout=10, check=True)
+        run = dict(cwd=root, capture_output=True, text=True, timeout=10, check=True)
+        subprocess.run(["git", "ls-files", "--error-unmatch", "--", f"{Path(__file__).parent.name}/__init__.py"], **run)
+        out = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=12"], **run)
         return f"{__version__}+git.{out.stdout.strip()}"
     except (OSError, subprocess.SubprocessError):
         return __version__
+
+
+def is_dirty(version: Optional[str] = None) -> bool:
+    """Whether ``version`` (default: this process's :func:`code_version`) is an uncommitted tree."""
+    return (version or code_version()).endswith("-dirty")
+
+
+def require_clean_tree(allow_dirty: bool = False, what: str = "an artifact") -> None:
+    """Refuse to make ``what`` from uncommitted code (its record could not name the code that
+    ran); ``allow_dirty`` (the scripts' ``--allow-dirty``) lets it through, and the record's
+    code version then ends in ``-dirty``."""
+    if is_dirty() and not allow_dirty:
+        raise SystemExit(
+            f"refusing to make {what} from an uncommitted tree (code version {code_version()}): "
+            f"commit first, so the record names the code that ran, or pass --allow-dirty "
+            f"(the record then says -dirty)")
 
 
 def retrain_requested() -> bool:
@@ -71,6 +94,15 @@ def live_path(kind: str, preset: str) -> Path:
     return root / f"{kind}_{preset}"
 
 
+#: The script that makes each kind of artifact (named when one is missing or torn).
+SCRIPTS = {"forward_cloning": "train_forward_cloning.py", "backprop_cloning": "train_backprop_cloning.py",
+           "meta_learning": "train_meta_learning.py", "improve_backprop": "improve_backprop.py"}
+
+
+class ArtifactError(ValueError):
+    """An artifact's two files do not belong together, or are not the kind asked for."""
+
+
 @dataclass
 class Artifact:
     """A loaded artifact: ``tensors`` (from ``.pt``) and ``meta`` (from ``.json``)."""
@@ -78,32 +110,65 @@ class Artifact:
     tensors: Dict[str, Any]
     meta: Dict[str, Any]
 
+    def expect(self, kind: str) -> "Artifact":
+        """This artifact, if it is of ``kind``; else :class:`ArtifactError` naming both."""
+        found = self.meta.get("kind")
+        if found != kind:
+            raise ArtifactError(f"expected a {kind!r} artifact, got a {found!r} one "
+                                f"(made by scripts/{SCRIPTS.get(found, '?')})")
+        return self
+
 
 def save_artifact(path: Union[str, Path], tensors: Dict[str, Any], meta: Dict[str, Any]) -> Path:
     """Write ``<path>.pt`` and ``<path>.json``. ``meta`` must hold ``kind``, ``preset``,
-    ``seed``, ``config`` and ``metrics``; ``code_version`` is added."""
+    ``seed``, ``config`` and ``metrics``; ``code_version`` and ``weights_sha256`` (the
+    SHA-256 of the ``.pt`` file, which :func:`load_artifact` checks) are added."""
     missing = {"kind", "preset", "seed", "config", "metrics"} - set(meta)
     if missing:
         raise ValueError(f"artifact meta lacks {sorted(missing)}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    meta = {**meta, "code_version": meta.get("code_version") or code_version()}
-    _atomic_write(path.with_suffix(".pt"), lambda f: torch.save(tensors, f))
+    buffer = io.BytesIO()
+    torch.save(tensors, buffer)
+    weights = buffer.getvalue()
+    meta = {**meta, "code_version": meta.get("code_version") or code_version(),
+            "weights_sha256": hashlib.sha256(weights).hexdigest()}
+    _atomic_write(path.with_suffix(".pt"), lambda f: f.write(weights))
     text = (json.dumps(meta, indent=1, sort_keys=True) + "\n").encode()
     _atomic_write(path.with_suffix(".json"), lambda f: f.write(text))
     return path
 
 
-def load_artifact(path: Union[str, Path]) -> Artifact:
-    """Read an artifact written by :func:`save_artifact`; a missing one names the script."""
+def load_artifact(path: Union[str, Path], kind: Optional[str] = None) -> Artifact:
+    """Read an artifact written by :func:`save_artifact`.
+
+    Raises:
+        FileNotFoundError: a file of the pair is missing (the message names the script).
+        ArtifactError: the ``.pt`` is not the file its ``.json`` records (damaged, or one of
+            the pair replaced: a retrain interrupted between the two, a copy from elsewhere),
+            or the artifact is not of ``kind``.
+    """
     path = Path(path)
     pt, js = path.with_suffix(".pt"), path.with_suffix(".json")
+    remake = f"scripts/{SCRIPTS.get(kind, 'train_forward_cloning.py')}"
     if not pt.exists() or not js.exists():
         raise FileNotFoundError(
-            f"artifact {path} (.pt and .json) not found; make it with the matching script in "
-            f"scripts/ (e.g. python scripts/train_forward_cloning.py --preset cpu)")
-    return Artifact(tensors=torch.load(pt, map_location="cpu", weights_only=True),
-                    meta=json.loads(js.read_text()))
+            f"artifact {path} (.pt and .json) not found; make it with {remake} "
+            f"(e.g. python {remake} --preset cpu --out {path})")
+    try:
+        meta = json.loads(js.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ArtifactError(f"artifact record {js} is not valid JSON ({err}); remake it with {remake}") from None
+    remake = f"scripts/{SCRIPTS.get(meta.get('kind') or kind, 'train_forward_cloning.py')}"
+    weights = pt.read_bytes()
+    recorded = meta.get("weights_sha256")
+    if recorded is not None and hashlib.sha256(weights).hexdigest() != recorded:
+        raise ArtifactError(
+            f"artifact {path}: {pt.name} is not the file {js.name} records (SHA-256 differs): it "
+            f"was damaged, or one of the pair was replaced. Restore both files (e.g. git checkout "
+            f"-- {pt} {js}) or remake them with python {remake}")
+    artifact = Artifact(tensors=torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True), meta=meta)
+    return artifact.expect(kind) if kind is not None else artifact
 
 
 def _atomic_write(path: Path, write: Callable[[Any], Any]) -> None:

@@ -248,7 +248,7 @@ def train_and_save(cfg: Config, out: Union[str, Path, None] = None, progress: bo
 
 def load_forward_clone(record) -> SubLSTM:
     """The trained :class:`SubLSTM` of a loaded artifact (sizes from the artifact's config)."""
-    f = record.meta["config"]["forward_cloning"]
+    f = record.expect(KIND).meta["config"]["forward_cloning"]
     lstm = SubLSTM(f["hidden_size"], f["msg_size"])
     lstm.load_state_dict(record.tensors["lstm"])
     return lstm
