@@ -75,23 +75,28 @@ def test_fused_kernel_equals_eager_fast_path():
 
 
 @pytest.mark.parametrize("clip", [None, 0.3])
-def test_fused_kernel_gradients_equal_eager_autograd(clip):
-    """The kernel's own backward gives what autograd gives through the eager ticks."""
+@pytest.mark.parametrize("A, B, ticks, uses_c", [(4, 3, 3, True), (1, 1, 1, False), (1, 5, 2, True), (3, 1, 1, False)])
+def test_fused_kernel_gradients_equal_eager_autograd(clip, A, B, ticks, uses_c):
+    """The kernel's own backward gives what autograd gives through the eager ticks, also on
+    1 × 1 grids and single ticks (where it skips sums) and when the cell state is unused (no
+    gradient arrives for it)."""
     if fused.disabled():
         pytest.skip("fused kernel disabled by VSML_FUSED=0")
     gen = torch.Generator().manual_seed(3)
     for H in (8, 16):
-        net = _net([4, 3], hidden_size=H)
+        net = _net([A, B], hidden_size=H)
         layer = net.initial_state(2, generator=gen)[0]
-        layer.fwd_in = torch.randn(2, 4, net.lstm.msg_size, generator=gen)
-        layer.bwd_in = torch.randn(2, 3, net.lstm.msg_size, generator=gen)
-        layer.h = torch.randn(2, 4, 3, H, generator=gen).tanh().requires_grad_()
-        layer.c = (torch.randn(2, 4, 3, H, generator=gen) * 0.5).requires_grad_()
-        weights = [torch.randn(2, 4, 3, H, generator=gen) for _ in range(4)]
+        layer.fwd_in = torch.randn(2, A, net.lstm.msg_size, generator=gen)
+        layer.bwd_in = torch.randn(2, B, net.lstm.msg_size, generator=gen)
+        layer.h = torch.randn(2, A, B, H, generator=gen).tanh().requires_grad_()
+        layer.c = (torch.randn(2, A, B, H, generator=gen) * 0.5).requires_grad_()
+        weights = [torch.randn(2, A, B, H, generator=gen) for _ in range(4)]
         grads = []
         for use_fused in (True, False):
-            h, c, f_out, b_out = network.dense_ticks(net.lstm, layer, 3, state_clip=clip, fused=use_fused)
-            loss = (h * weights[0]).sum() + (c * weights[1]).sum() + f_out.pow(2).sum() + b_out.sum()
+            h, c, f_out, b_out = network.dense_ticks(net.lstm, layer, ticks, state_clip=clip, fused=use_fused)
+            loss = (h * weights[0]).sum() + f_out.pow(2).sum() + b_out.sum()
+            if uses_c:
+                loss = loss + (c * weights[1]).sum()
             inputs = [layer.h, layer.c] + list(net.lstm.parameters())
             grads.append(torch.autograd.grad(loss, inputs, allow_unused=True))
         for g_fused, g_eager in zip(*grads):

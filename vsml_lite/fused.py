@@ -283,17 +283,22 @@ std::vector<torch::Tensor> forward_ticks(torch::Tensor from_a, torch::Tensor fro
 
 // Backward of forward_ticks: gradients of the gate pre-activations per tick [T, N, 4H] and
 // of the input states [N, H] each, from the gradients of the output states.
+// A missing (None) output gradient counts as zeros.
 std::vector<torch::Tensor> backward_ticks(torch::Tensor w_hid, torch::Tensor sv,
                                           torch::Tensor cpre, torch::Tensor c_in,
-                                          torch::Tensor dh_out, torch::Tensor dc_out,
-                                          double clip) {
+                                          c10::optional<torch::Tensor> dh_out,
+                                          c10::optional<torch::Tensor> dc_out, double clip) {
   auto wt = w_hid.t().contiguous();  // [4H, H]
   auto s = sv.contiguous(), cp = cpre.contiguous(), ci = c_in.contiguous();
   const int64_t T = s.size(0), N = s.size(1), H = s.size(2) / 4;
   TORCH_CHECK(s.dim() == 3 && s.size(2) == 4 * H && w_hid.size(0) == H && w_hid.size(1) == 4 * H &&
-              cp.numel() == T * N * H && ci.numel() == N * H && dh_out.numel() == N * H &&
-              dc_out.numel() == N * H, "fused kernel backward: inconsistent shapes");
-  auto dh = dh_out.contiguous().view({N, H}).clone(), dc = dc_out.contiguous().view({N, H}).clone();
+              cp.numel() == T * N * H && ci.numel() == N * H &&
+              (!dh_out.has_value() || dh_out->numel() == N * H) &&
+              (!dc_out.has_value() || dc_out->numel() == N * H), "fused kernel backward: inconsistent shapes");
+  auto grad_or_zeros = [&](const c10::optional<torch::Tensor>& g) {
+    return g.has_value() ? g->contiguous().view({N, H}).clone() : torch::zeros({N, H}, ci.options());
+  };
+  auto dh = grad_or_zeros(dh_out), dc = grad_or_zeros(dc_out);
   auto dgates = torch::empty_like(s);
   VSML_DISPATCH(H, (run_backward<HH>(wt.data_ptr<float>(), s.data_ptr<float>(),
                                      cp.data_ptr<float>(), ci.data_ptr<float>(),
@@ -485,12 +490,13 @@ class _FusedTicks(torch.autograd.Function):
     def backward(ctx, dh_out, dc_out):
         w_hid, gates, c_pre, h_read, c = ctx.saved_tensors
         n, A, B, H = c.shape
-        dh_out = torch.zeros_like(c) if dh_out is None else dh_out
-        dc_out = torch.zeros_like(c) if dc_out is None else dc_out
+        # A missing output gradient (the cell state is often unused) is zeros, made in the kernel.
         dgates, dh, dc = _module.backward_ticks(w_hid, gates, c_pre, c, dh_out, dc_out, ctx.clip)
         T = dgates.shape[0]
-        per_sub = dgates.sum(dim=0).view(n, A, B, 4 * H)  # the input projection is the same every tick
-        d_from_a = per_sub.sum(dim=2)  # [n, A, 4H]
-        d_from_b = per_sub.sum(dim=1)  # [n, B, 4H]
+        # The input projection is the same every tick, and shared along the grid's rows and
+        # columns; sums over a single tick, row or column are views, not passes over memory.
+        per_sub = (dgates[0] if T == 1 else dgates.sum(dim=0)).view(n, A, B, 4 * H)
+        d_from_a = per_sub.squeeze(2) if B == 1 else per_sub.sum(dim=2)  # [n, A, 4H]
+        d_from_b = per_sub.squeeze(1) if A == 1 else per_sub.sum(dim=1)  # [n, B, 4H]
         d_w_hid = h_read.view(T * n * A * B, H).t() @ dgates.view(T * n * A * B, 4 * H)  # [H, 4H]
         return d_from_a, d_from_b, d_w_hid, dh.view(n, A, B, H), dc.view(n, A, B, H), None, None

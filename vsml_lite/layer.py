@@ -140,6 +140,8 @@ def _positions(A: int, B: int, like: torch.Tensor) -> Tuple[torch.Tensor, torch.
 
 
 def _reduce(x: torch.Tensor, dim: int, how: str) -> torch.Tensor:
+    if x.shape[dim] == 1:  # one sub-LSTM per neuron (Chapter 2's grids): a view, not a pass over memory
+        return x.squeeze(dim)
     if how == "mean":
         return x.mean(dim=dim)
     if how == "sum":
@@ -193,7 +195,9 @@ def dense_ticks(
     scale, gate_bias = lstm.gate_scale, lstm.gate_bias  # [4H] each (see _gate_constants)
     # Input projection, split: a term per input neuron a and a term per output neuron b.
     from_a = layer.fwd_in @ (lstm.w_fwd * scale)  # [n, A, 4H]
-    from_b = layer.bwd_in @ (lstm.w_bwd * scale) + (lstm.bias + gate_bias) * scale  # [n, B, 4H]
+    M = lstm.msg_size  # the bias joins the product (addmm): one pass over [n, B, 4H], not two
+    from_b = torch.addmm((lstm.bias + gate_bias) * scale, layer.bwd_in.reshape(n * B, M),
+                         lstm.w_bwd * scale).view(n, B, 4 * H)  # [n, B, 4H]
     if lstm.w_pos is not None:
         pa, pb = _positions(A, B, h)
         w_pos = lstm.w_pos * scale
