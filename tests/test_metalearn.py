@@ -299,3 +299,17 @@ def test_two_gloo_processes_give_the_single_process_meta_gradient(tmp_path):
             torch.testing.assert_close(spread["grads"][k], p.grad, rtol=1e-4, atol=1e-7, msg=k)
     for k in ("loss", "accuracy"):
         torch.testing.assert_close(spread["metrics"][k].float(), metrics[k].float(), rtol=1e-5, atol=1e-6)
+
+
+def test_peak_memory_is_reset_before_each_model():
+    """Chapter 4 used to print the process's peak as each model's (1,291.1 MB for both)."""
+    from vsml_lite.metalearn import memory
+
+    cpu = torch.device("cpu")
+    x = torch.ones(50_000_000)  # 200 MB, returned to the system when freed
+    x += 1
+    del x
+    before = memory.peak_memory_mb(cpu)
+    if not memory.reset_peak_memory(cpu):
+        pytest.skip("this system cannot reset the peak resident set size")
+    assert memory.peak_memory_mb(cpu) < before - 150

@@ -20,6 +20,8 @@ Modules:
     compiled torch.compile / CUDA graphs for the training steps on a GPU
     campaign the paper-scale runs, carried over many short sessions (scripts/campaign.py)
     artifacts  shipped weights + JSON records, resumable checkpoints
+    claims   the paper's claims, each judged at a stated horizon (Chapters 4, 5)
+    validate checks of config values and tensors (clear errors for bad input)
     viz      figures and ipywidgets explorers used by the chapters
 """
 
@@ -82,7 +84,7 @@ from .network import (
     dense_ticks,
     dense_ticks_reference,
 )
-from . import artifacts, backprop, cloning, compiled, distributed, fused, improve, metalearn, training, viz
+from . import artifacts, backprop, claims, cloning, compiled, distributed, fused, improve, metalearn, training, viz
 from . import campaign
 from .artifacts import load_artifact, pretrained_path, retrain_requested
 

@@ -38,6 +38,23 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 10  # Linux: KiB
 
 
+def reset_peak_memory(device: torch.device) -> bool:
+    """Start :func:`peak_memory_mb` afresh from what the process holds now, so that the next
+    peak is one computation's (e.g. one model's meta-training), not the process's so far.
+    CUDA: ``torch.cuda.reset_peak_memory_stats``; Linux: writing ``5`` to
+    ``/proc/self/clear_refs`` resets ``VmHWM``. Returns ``False`` where neither is possible
+    (the peak then stays the process's)."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return True
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
 #: Allocations above this many bytes get their own memory mapping in the probe (see
 #: :func:`meta_gradient_memory`); 64 KiB is well below one step's activations.
 MMAP_THRESHOLD = 65536

@@ -18,13 +18,19 @@ from ..device import get_device, make_generator
 from ..distributed import all_reduce_gradients, all_reduce_sum, distributed_context, shard
 from .episodes import flatten_state, sample_episodes, unflatten_state, unroll
 from .learners import build_learner
-from .memory import peak_memory_mb
+from .memory import peak_memory_mb, reset_peak_memory
 
 
 def load_split(cfg: Config, name: str, train: bool) -> TensorData:
     """MNIST or Fashion-MNIST at the chapter's input size, on ``cfg.device``."""
     data = load_dataset(name, train=train, root=cfg.data.root, download=cfg.data.download)
     return downsample_dataset(data, cfg.meta_learning.input_side).to(get_device(cfg.device))
+
+
+#: Whose peak memory a record gives: this model's (the peak was reset before it meta-trained;
+#: it counts what the process already held) or the whole process's (no reset was possible).
+SCOPE_MODEL = "this model's peak (reset before it meta-trained)"
+SCOPE_PROCESS = "the process's peak, not reset between models"
 
 
 @dataclass
@@ -37,6 +43,8 @@ class MetaTrainResult:
     accuracies: List[float] = field(default_factory=list)
     seconds: float = 0.0
     peak_memory_mb: float = 0.0
+    #: whose peak ``peak_memory_mb`` is: :data:`SCOPE_MODEL` or :data:`SCOPE_PROCESS`
+    peak_memory_scope: str = SCOPE_PROCESS
     resumed_from: int = 0
     #: whether all iterations ran (``False`` when a deadline stopped the run, checkpointed)
     finished: bool = True
@@ -136,6 +144,7 @@ def meta_train(cfg: Config, model: str, checkpoint: Union[str, Path, None] = Non
         data: the MNIST training split at the chapter's input size (loaded when ``None``).
         deadline: stop (checkpointed) at this ``time.monotonic()``; see ``finished``.
     """
+    per_model = reset_peak_memory(get_device(cfg.device))  # the peak below is this model's
     task = MetaTrainingTask(cfg, model, data)
     rank, _ = distributed_context()
     out = training.run(task, checkpoint, training.config_guard(cfg, model=model), progress, deadline,
@@ -145,4 +154,5 @@ def meta_train(cfg: Config, model: str, checkpoint: Union[str, Path, None] = Non
     return MetaTrainResult(learner=task.learner, steps=h["iteration"], losses=h.get("loss", []),
                            accuracies=h.get("accuracy", []), seconds=out.seconds, peak_memory_mb=peak,
                            resumed_from=out.resumed_from, finished=out.finished,
-                           code_versions=out.code_versions, grad_norms=h.get("grad_norm", []))
+                           code_versions=out.code_versions, grad_norms=h.get("grad_norm", []),
+                           peak_memory_scope=SCOPE_MODEL if per_model else SCOPE_PROCESS)

@@ -1,0 +1,66 @@
+"""vsml_lite.claims: verdicts carry their horizon, and the headline counts each horizon."""
+
+import pytest
+
+import vsml_lite as vl
+from vsml_lite import claims, improve
+from vsml_lite import metalearn as ml
+from vsml_lite.claims import Verdict
+
+
+def test_headline_counts_each_horizon_and_never_only_the_first():
+    v = [Verdict("a", "first 50 steps", "", True), Verdict("b", "first 50 steps", "", True),
+         Verdict("c", "all 500 steps", "", False), Verdict("d", "all 500 steps", "", True)]
+    assert claims.headline(v) == "first 50 steps: 2 of 2 claims hold; all 500 steps: 1 of 2 hold"
+    assert claims.from_dicts([x.to_dict() for x in v]) == v
+    assert claims.table(v, "Figure 9")[2]["holds here"] == "**no**"
+
+
+def test_similar_and_not_worse_use_the_larger_of_two_points_and_the_spread():
+    assert claims.similar(0.50, 0.515) and not claims.similar(0.50, 0.53)
+    assert claims.similar(0.50, 0.53, spread=0.04)
+    assert claims.not_worse(0.60, 0.50) and claims.not_worse(0.49, 0.50) and not claims.not_worse(0.47, 0.50)
+
+
+def _improve_rows(final_improved, fashion_curve_improved):
+    """results_table rows of Chapter 5 with curves: 3 evaluation points."""
+    def row(ds, name, early, curve):
+        return {"dataset": ds, "_name": name, "_early": early, "_early_std": 0.1, "_accuracy": curve[-1],
+                "_accuracy_std": 0.01, "_curve": curve, "_curve_std": [0.01] * len(curve)}
+    return [row("mnist", "clone", 1.0, [0.3, 0.5, 0.56]), row("mnist", "improved", 0.9, [0.4, 0.5, final_improved]),
+            row("fashion_mnist", "clone", 1.2, [0.3, 0.5, 0.65]),
+            row("fashion_mnist", "improved", 1.1, fashion_curve_improved)]
+
+
+@pytest.mark.parametrize("final, fashion, verdicts", [
+    (0.55, [0.35, 0.5, 0.64], [True, True, True, True]),
+    # the shipped improved learner's fate: good early, falls apart later
+    (0.194, [0.35, 0.45, 0.424], [True, True, False, False]),
+])
+def test_figure9_claims_are_judged_early_and_over_the_whole_meta_test(final, fashion, verdicts):
+    cfg = vl.get_config("smoke")
+    out = improve.check_claims(_improve_rows(final, fashion), cfg)
+    assert [v["holds"] for v in out] == verdicts
+    k, T = cfg.improve.early_steps, cfg.improve.test_steps
+    assert [v["horizon"] for v in out] == [f"the first {k} steps"] * 2 + [f"all {T:,} steps"] * 2
+    if not verdicts[-1]:
+        assert "worst point (evaluation 3 of 3): improved 42.4%, clone 65.0%" in out[3]["measured"]
+
+
+def test_figure6_claims_are_judged_at_200_and_at_the_end_of_the_stream():
+    cfg = vl.get_config("smoke").override({"meta_learning.test_steps": 2000})
+    acc = {("vsml", "mnist"): (0.6, 0.8), ("vsml", "fashion_mnist"): (0.5, 0.59),
+           ("meta_rnn", "mnist"): (0.3, 0.5), ("meta_rnn", "fashion_mnist"): (0.1, 0.2),
+           ("adam_linear", "mnist"): (0.5, 0.85), ("adam_linear", "fashion_mnist"): (0.45, 0.65),
+           ("adam_mlp", "mnist"): (0.4, 0.86), ("adam_mlp", "fashion_mnist"): (0.4, 0.64)}
+    rows = [{"_name": name, **{f"_{ds}@{T}": a for T, a in zip((200, 2000), pair)}}
+            for name in (*ml.MODELS, *ml.BASELINES)
+            for ds, pair in [(d, acc[(name, d)]) for d in ("mnist", "fashion_mnist")]]
+    merged = {}
+    for r in rows:
+        merged.setdefault(r["_name"], {}).update(r)
+    out = ml.check_claims(list(merged.values()), cfg)
+    assert [v["horizon"] for v in out] == ["the first 200 steps"] * 3 + ["the first 2,000 steps"] * 3
+    assert [v["holds"] for v in out] == [True, True, True, False, False, True]
+    assert claims.headline(claims.from_dicts(out)) == \
+        "the first 200 steps: 3 of 3 claims hold; the first 2,000 steps: 1 of 3 hold"
