@@ -98,6 +98,7 @@ def matmul_ms(flops: float, repeats: int = 10) -> float:
 
 def child(case: str, threads: int, smoke: bool, min_seconds: float, out: str) -> None:
     torch.set_num_threads(threads)
+    vl.device.keep_freed_memory()  # as vsml_lite.training.run does on the CPU
     flops = count_flops(case, smoke)
     floor_before = matmul_ms(flops)
     task, it, _ = build(CASES[case][0], _config(case, smoke))

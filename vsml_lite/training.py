@@ -50,6 +50,7 @@ from typing import Any, Dict, List, Mapping, Optional, Protocol, Union
 import torch
 
 from .artifacts import code_version, load_checkpoint, save_checkpoint
+from .device import keep_freed_memory
 
 #: Config fields that say where and how a run executes, not what it computes: a checkpoint
 #: made on one device resumes on another (a campaign moves between GPU windows and the CPU).
@@ -194,6 +195,8 @@ def run(task: Task, checkpoint: Union[str, Path, None] = None, guard: Optional[M
     """
     from tqdm.auto import tqdm
 
+    if getattr(task, "device", torch.device("cpu")).type == "cpu":
+        keep_freed_memory()  # no page faults on the step's large tensors every iteration
     guard = dict(guard or {})
     result = RunResult(code_versions=[code_version()])
     running: Dict[str, Any] = {}
