@@ -38,6 +38,7 @@ test: $(STAMP) assets
 	python scripts/chapters.py check
 	python scripts/benchmark_network.py --smoke
 	VSML_PRESET=smoke python scripts/benchmark_gpu.py --smoke --device cpu --out _build/benchmark-smoke.json
+	python scripts/benchmark_cpu.py --smoke --threads 1
 	VSML_PRESET=smoke VSML_RETRAIN=1 python -m pytest -q --nbval-lax --nbval-cell-timeout=600 -p no:cacheprovider $(CHAPTERS)
 	$(call build_book_with_retry,VSML_PRESET=smoke,--path-output _build/test)
 	@echo "All tests passed; the smoke-preset book is at file://$(CURDIR)/_build/test/_build/html/index.html"
