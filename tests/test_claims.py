@@ -11,7 +11,7 @@ from vsml_lite.claims import Verdict
 def test_headline_counts_each_horizon_and_never_only_the_first():
     v = [Verdict("a", "first 50 steps", "", True), Verdict("b", "first 50 steps", "", True),
          Verdict("c", "all 500 steps", "", False), Verdict("d", "all 500 steps", "", True)]
-    assert claims.headline(v) == "first 50 steps: 2 of 2 claims hold; all 500 steps: 1 of 2 hold"
+    assert claims.headline(v) == "2 of 2 claims hold over first 50 steps; 1 of 2 hold over all 500 steps"
     assert claims.from_dicts([x.to_dict() for x in v]) == v
     assert claims.table(v, "Figure 9")[2]["holds here"] == "**no**"
 
@@ -63,4 +63,4 @@ def test_figure6_claims_are_judged_at_200_and_at_the_end_of_the_stream():
     assert [v["horizon"] for v in out] == ["the first 200 steps"] * 3 + ["the first 2,000 steps"] * 3
     assert [v["holds"] for v in out] == [True, True, True, False, False, True]
     assert claims.headline(claims.from_dicts(out)) == \
-        "the first 200 steps: 3 of 3 claims hold; the first 2,000 steps: 1 of 3 hold"
+        "3 of 3 claims hold over the first 200 steps; 1 of 3 hold over the first 2,000 steps"

@@ -12,10 +12,10 @@ Chapters 4 and 5 build their verdicts here from the curves in their records
 them in new records as :meth:`Verdict.to_dict`.
 
 Example:
-    >>> v = [Verdict("A is faster early.", "first 50 steps", "0.9 vs 1.1", True),
+    >>> v = [Verdict("A is faster early.", "the first 50 steps", "0.9 vs 1.1", True),
     ...      Verdict("A ends where B ends.", "all 500 steps", "19% vs 56%", False)]
     >>> headline(v)
-    'first 50 steps: 1 of 1 claims hold; all 500 steps: 0 of 1 hold'
+    '1 of 1 claims hold over the first 50 steps; 0 of 1 hold over all 500 steps'
 """
 
 from __future__ import annotations
@@ -60,12 +60,12 @@ def horizons(verdicts: Sequence[Verdict]) -> List[str]:
 
 
 def headline(verdicts: Sequence[Verdict]) -> str:
-    """How many claims hold at each horizon: ``"first 50 steps: 2 of 2 claims hold; all 500
-    steps: 0 of 2 hold"``."""
+    """How many claims hold at each horizon: ``"2 of 2 claims hold over the first 50 steps;
+    0 of 2 hold over all 500 steps"``."""
     parts = []
     for i, h in enumerate(horizons(verdicts)):
         at = [v for v in verdicts if v.horizon == h]
-        parts.append(f"{h}: {sum(v.holds for v in at)} of {len(at)} {'claims ' if i == 0 else ''}hold")
+        parts.append(f"{sum(v.holds for v in at)} of {len(at)} {'claims ' if i == 0 else ''}hold over {h}")
     return "; ".join(parts)
 
 
