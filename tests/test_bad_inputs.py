@@ -373,7 +373,7 @@ def test_a_damaged_cached_kernel_is_rebuilt_not_a_crash(tmp_path):
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["True", "True"]
-    assert fused._sha256(str(library)) == (copy / f"{fused._NAME}.so.sha256").read_text()
+    assert vl.validate.file_sha256(library) == (copy / f"{fused._NAME}.so.sha256").read_text()
 
 
 def test_a_garbage_or_unrecorded_cached_kernel_is_dropped(tmp_path):
@@ -388,6 +388,6 @@ def test_a_garbage_or_unrecorded_cached_kernel_is_dropped(tmp_path):
     fused._drop_damaged_library(str(library))
     assert not library.exists()
     library.write_bytes(b"intact")
-    (tmp_path / "k.so.sha256").write_text(fused._sha256(str(library)))
+    (tmp_path / "k.so.sha256").write_text(vl.validate.file_sha256(library))
     fused._drop_damaged_library(str(library))
     assert library.exists()

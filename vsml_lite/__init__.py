@@ -21,7 +21,7 @@ Modules:
     campaign the paper-scale runs, carried over many short sessions (scripts/campaign.py)
     artifacts  shipped weights + JSON records, resumable checkpoints
     claims   the paper's claims, each judged at a stated horizon (Chapters 4, 5)
-    validate checks of config values and tensors (clear errors for bad input)
+    validate checks of config values, tensors and file checksums (clear errors for bad input)
     viz      figures and ipywidgets explorers used by the chapters
 """
 
@@ -84,7 +84,7 @@ from .network import (
     dense_ticks,
     dense_ticks_reference,
 )
-from . import artifacts, backprop, claims, cloning, compiled, distributed, fused, improve, metalearn, training, viz
+from . import artifacts, backprop, claims, cloning, compiled, distributed, fused, improve, metalearn, training, validate, viz
 from . import campaign
 from .artifacts import load_artifact, pretrained_path, retrain_requested
 

@@ -21,7 +21,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import struct
@@ -32,6 +31,7 @@ from typing import Dict, Iterator, Optional, Tuple, Union
 import torch
 
 from .config import RANDOM_DATA_STD
+from .validate import file_sha256
 
 #: Environment variable naming the data folder.
 DATA_ENV_VAR = "VSML_DATA"
@@ -183,7 +183,7 @@ def check_dataset(name: str, train: bool = True, root: Union[str, Path, None] = 
         if shape[0] != SPLIT_SIZES[train] or shape[1:] not in ((28, 28), ()):
             raise DatasetCorruptError(f"{f}: holds {list(shape)}, not the {SPLIT_SIZES[train]:,} "
                                       f"{'28 × 28 images' if dims == 3 else 'labels'} of {sub}'s split")
-        digest = _sha256(f)
+        digest = file_sha256(f)
         for want, source in ((PUBLISHED_SHA256.get(rel), "the published file"), (sums.get(rel), "SHA256SUMS")):
             if want is not None and digest != want:
                 raise DatasetCorruptError(
@@ -250,14 +250,6 @@ def _read_idx(path: Path):
     dims = data[3]
     shape = struct.unpack(f">{dims}I", data[4 : 4 + 4 * dims])
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape).copy()
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _sha256sums(folder: Path) -> Dict[str, str]:

@@ -30,7 +30,7 @@ from typing import Optional, Tuple
 
 import torch
 
-from .validate import FALSE_WORDS, check_count, check_state_clip, check_tensor
+from .validate import FALSE_WORDS, check_count, check_state_clip, check_tensor, file_sha256
 
 #: Environment variable that disables the kernel when set to 0.
 FUSED_ENV_VAR = "VSML_FUSED"
@@ -346,11 +346,6 @@ def _cpu_features() -> str:
         return f"{platform.machine()}|{platform.processor()}"
 
 
-def _sha256(path: str) -> str:
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
-
-
 def _drop_damaged_library(library: str) -> None:
     """Remove a cached library that is not the one a build of ours recorded (a checksum
     written beside it after it loaded): a truncated ``.so`` kills the process with SIGBUS
@@ -359,7 +354,7 @@ def _drop_damaged_library(library: str) -> None:
     if not os.path.exists(library):
         return
     recorded = open(stamp).read().strip() if os.path.exists(stamp) else None
-    if recorded == _sha256(library):
+    if recorded == file_sha256(library):
         return
     if recorded is not None:  # a library of ours, damaged since; one without a record is just rebuilt
         warnings.warn(f"vsml_lite.fused: the cached kernel {library} is damaged (checksum differs "
@@ -410,7 +405,7 @@ def _load():
         )
         if os.path.exists(library):  # record the library that loaded, for the next process
             with open(library + ".sha256", "w") as f:
-                f.write(_sha256(library))
+                f.write(file_sha256(library))
     except Exception as err:  # no compiler, no ninja, read-only cache, ...
         _failed = f"{type(err).__name__}: {err}"
         warnings.warn(f"vsml_lite.fused: compiling the CPU kernel failed, using the eager path ({_failed}); "

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import math
 import typing
 from dataclasses import dataclass
@@ -201,6 +202,16 @@ def _coerce_tuple(value: Any, tp: Any, name: str) -> tuple:
 
 def _type_error(name: str, value: Any, wanted: str) -> ValueError:
     return ValueError(f"config {name}={value!r} ({type(value).__name__}): needs {wanted}")
+
+
+def file_sha256(path) -> str:
+    """The SHA-256 of a file's contents (hex), read in blocks: what the integrity checks of
+    datasets (:mod:`vsml_lite.data`) and of the cached kernel (:mod:`vsml_lite.fused`) compare."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 # --- tensors -------------------------------------------------------------------------------
