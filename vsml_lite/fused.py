@@ -441,12 +441,20 @@ def dense_ticks(
     Returns:
         New ``(h, c)``, ``[n, A, B, H]`` each.
     """
+    _check_shapes(from_a, from_b, w_hid, h, c)
+    check_count("micro_ticks", micro_ticks)
+    return dense_ticks_checked(from_a, from_b, w_hid, h, c, micro_ticks, check_state_clip(state_clip))
+
+
+def dense_ticks_checked(from_a, from_b, w_hid, h, c, micro_ticks: int,
+                        state_clip: Optional[float]) -> Tuple[torch.Tensor, torch.Tensor]:
+    """:func:`dense_ticks` for inputs its caller has already checked
+    (:func:`vsml_lite.layer.check_layer` checks the layer the projections are made from): the
+    layer tick's hot path, which would otherwise check everything twice. The C++ code still
+    refuses inconsistent shapes."""
     module = _load()
     if module is None:
         raise RuntimeError(f"the fused kernel is not available ({_failed})")
-    _check_shapes(from_a, from_b, w_hid, h, c)
-    check_count("micro_ticks", micro_ticks)
-    state_clip = check_state_clip(state_clip)
     clip = state_clip if state_clip is not None else 0.0
     tensors = (from_a, from_b, w_hid, h, c)
     if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):

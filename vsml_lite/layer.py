@@ -205,7 +205,7 @@ def dense_ticks(
         from_b = from_b + pb[:, None] * w_pos[1]  # [n, B, 4H]
     w_hid = lstm.w_hid * scale  # [H, 4H]
     if fused and _fused_ok(h, from_a, from_b, w_hid):
-        h, c = fused_module.dense_ticks(from_a, from_b, w_hid, h, c, micro_ticks, state_clip)
+        h, c = fused_module.dense_ticks_checked(from_a, from_b, w_hid, h, c, micro_ticks, state_clip)
     else:
         h, c = folded_ticks(from_a, from_b, w_hid, h, c, micro_ticks, state_clip)
     # Message projections after the reduction (they are linear, so this equals projecting
