@@ -305,10 +305,16 @@ def test_peak_memory_is_reset_before_each_model():
     """Chapter 4 used to print the process's peak as each model's (1,291.1 MB for both)."""
     from vsml_lite.metalearn import memory
 
+    import mmap
+
     cpu = torch.device("cpu")
-    x = torch.ones(50_000_000)  # 200 MB, returned to the system when freed
-    x += 1
-    del x
+    # 200 MB mapped and touched directly, so that it is returned to the system when closed (a
+    # tensor may reuse freed heap memory that is already resident: vl.device.keep_freed_memory).
+    size = 200 * 2 ** 20
+    block = mmap.mmap(-1, size)
+    for page in range(0, size, mmap.PAGESIZE):
+        block[page] = 1
+    block.close()
     before = memory.peak_memory_mb(cpu)
     if not memory.reset_peak_memory(cpu):
         pytest.skip("this system cannot reset the peak resident set size")
