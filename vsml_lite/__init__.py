@@ -8,6 +8,7 @@ Modules:
     presets  its presets ``smoke``, ``cpu``, ``paper`` (:func:`get_config`)
     device   device, dtype and seed helpers
     vanilla  Eqs. 1-4: Meta RNN, VS Meta RNN, the sparse shared matrix W̃ (Chapter 1)
+    fastweights  Eqs. 5-12: learning rules (Hebb, Oja, delta, learned) and the same rules inside a VS Meta RNN (Chapter 2)
     data     MNIST / Fashion-MNIST, online streams, the random stream of Table 1
     network  the VSML network of tiny LSTMs: fast and reference layer ticks (Chapters 2-5)
     fused    the compiled CPU kernel behind the fast layer tick
@@ -35,6 +36,7 @@ from .config import (
     Config,
     DataConfig,
     Eq4Config,
+    FastWeightsConfig,
     ForwardCloningConfig,
     MetaLearningConfig,
     NetworkConfig,
@@ -84,7 +86,8 @@ from .network import (
     dense_ticks,
     dense_ticks_reference,
 )
-from . import artifacts, backprop, claims, cloning, compiled, distributed, fused, improve, metalearn, training, validate, viz
+from . import (artifacts, backprop, claims, cloning, compiled, distributed, fastweights, fused, improve, metalearn,
+               training, validate, viz)
 from . import campaign
 from .artifacts import load_artifact, pretrained_path, retrain_requested
 
@@ -102,6 +105,7 @@ __all__ = [
     "DataConfig",
     "DatasetNotFoundError",
     "Eq4Config",
+    "FastWeightsConfig",
     "ForwardCloningConfig",
     "INPUT_DIM",
     "LayerState",
@@ -126,6 +130,7 @@ __all__ = [
     "cloning",
     "compiled",
     "distributed",
+    "fastweights",
     "config_diff",
     "count_equivalent_meta_rnn_variables",
     "count_learned_variables",

@@ -417,6 +417,64 @@ class ImproveConfig(_Checked):
 #: Values of ``Config.dtype``; of ``Config.compile`` (see :mod:`vsml_lite.compiled`); of
 #: ``Config.device``.
 DTYPES = ("float32", "float64")
+@dataclass(frozen=True)
+class FastWeightsConfig(_Checked):
+    """Chapter 2: learning rules as VS Meta RNNs (Section 3, Eqs. 5-12).
+
+    The equality check (explicit network against its VS Meta RNN construction):
+        equality_steps: steps of the random stream both run.
+        equality_eta: learning rate η of the named rules there (and in the imitation table).
+        equality_inputs, equality_outputs: the layer's A and B.
+
+    The imitation table (can a tick of each kind learn a rule's one-step update?):
+        imitation_side: A = B of the layer. imitation_iterations, imitation_batch,
+        imitation_lr: Adam steps, samples per step and learning rate, per (kind, rule).
+
+    The learned rules on online regression (:mod:`vsml_lite.fastweights.learned`):
+        inputs, outputs: A and B of the regression (targets ``x W*``).
+        episode_length: examples per episode, one per step.
+        meta_batch: episodes per Adam step on V_M. iterations: Adam steps. lr: its rate.
+        log_every: iterations per loss-curve point.
+        rule_hidden: hidden units of the learned rule f_θ.
+        vs_state: state size N of the meta-learned VS Meta RNN. vs_ticks: its ticks per step.
+        vs_gates: its gate activations (F, I, G); an LSTM's by default.
+        vs_init_std: scale of its random V_M.
+        eta_grid: learning rates tried for the delta rule (best on meta-training episodes).
+        test_episodes: fresh episodes every learner is scored on.
+
+    The explorer: explorer_inputs, explorer_outputs, explorer_steps.
+    """
+
+    SECTION = "fast_weights."
+    LIMITS = {"vs_gates": OneOf(("identity", "sigmoid", "tanh")), "vs_ticks": Range(1, 8)}
+
+    equality_steps: int = 200
+    equality_eta: float = 0.1
+    equality_inputs: int = 4
+    equality_outputs: int = 3
+    imitation_side: int = 3
+    imitation_iterations: int = 600
+    imitation_batch: int = 256
+    imitation_lr: float = 0.01
+    inputs: int = 4
+    outputs: int = 2
+    episode_length: int = 30
+    meta_batch: int = 64
+    iterations: int = 1000
+    lr: float = 0.01
+    log_every: int = 50
+    rule_hidden: int = 16
+    vs_state: int = 8
+    vs_ticks: int = 2
+    vs_gates: Tuple[str, ...] = ("sigmoid", "sigmoid", "tanh")
+    vs_init_std: float = 1.0
+    eta_grid: Tuple[float, ...] = (0.03, 0.1, 0.2, 0.3, 0.5)
+    test_episodes: int = 512
+    explorer_inputs: int = 4
+    explorer_outputs: int = 3
+    explorer_steps: int = 30
+
+
 COMPILE_SETTINGS = ("auto", "off", "default", "reduce-overhead")
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 
@@ -450,6 +508,7 @@ class Config(_Checked):
     compile: str = "auto"
     data: DataConfig = field(default_factory=DataConfig)
     eq4: Eq4Config = field(default_factory=Eq4Config)
+    fast_weights: FastWeightsConfig = field(default_factory=FastWeightsConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
     forward_cloning: ForwardCloningConfig = field(default_factory=ForwardCloningConfig)
     backprop_cloning: BackpropCloningConfig = field(default_factory=BackpropCloningConfig)

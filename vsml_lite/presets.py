@@ -14,6 +14,7 @@ from .config import (
     BackpropCloningConfig,
     Config,
     Eq4Config,
+    FastWeightsConfig,
     ForwardCloningConfig,
     ImproveConfig,
     MetaLearningConfig,
@@ -24,6 +25,8 @@ def _smoke() -> Config:
     return Config(
         preset="smoke",
         eq4=Eq4Config(trials=6, max_A=4, max_N=4, ticks=3),
+        fast_weights=FastWeightsConfig(equality_steps=50, imitation_iterations=20, imitation_batch=64,
+                                       meta_batch=8, iterations=10, log_every=5, test_episodes=32),
         forward_cloning=ForwardCloningConfig(batch_size=256, iterations=300, log_every=20,
                                              checkpoint_every=100, grid_x=41, grid_w=21),
         backprop_cloning=BackpropCloningConfig(
