@@ -144,3 +144,23 @@ def test_compare_learners_meta_trains_and_reports_counts():
 def test_bad_input_is_named(bad, match):
     with pytest.raises((ValueError, TypeError), match=match):
         bad()
+
+
+def test_diagrams_draw_the_connectivity_of_eq4():
+    """Figure 10(b) draws one arrow per non-zero block of W̃ (Eq. 4), A = B = 2: A³ + A² - A."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import FancyArrowPatch
+
+    from vsml_lite.viz.diagrams import block_cases
+
+    A = 2
+    assert int((block_cases(A) != vl.CASE_ZERO).sum()) == A ** 3 + A ** 2 - A
+    fig = vl.viz.plot_figure10(N=4)
+    unrolled = fig.axes[1]
+    assert sum(isinstance(p, FancyArrowPatch) for p in unrolled.patches) == A ** 3 + A ** 2 - A
+    for make in (vl.viz.plot_figure1, vl.viz.plot_figure2, vl.viz.plot_figure3):
+        plt.close(make())
+    plt.close(fig)
+    plt.close(vl.viz.plot_weights_in_states("oja", 3, 2, steps=5, step=2))

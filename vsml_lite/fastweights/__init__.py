@@ -14,5 +14,7 @@ Everything is importable from ``vsml_lite.fastweights`` directly.
 from .rules import (ACTIVATIONS, RULES, LearnedRule, activation, check_rule, llr_step, neural_forward,
                     rule_update, run_llr)
 from .vs_rnn import (FEEDBACK_SLOTS, FORWARD_SLOTS, GATE_ACTIVATIONS, LINEAR_GATES, LSTM_GATES, TICKS_NEEDED,
-                     UNIT_NAMES, WEIGHT_UNIT, VSLayer, additive_tick, construct_rule, equality_check,
+                     UNIT_NAMES, WEIGHT_UNIT, VSLayer, additive_tick, construct_rule, equality_check, trace_rule,
                      feedback_message, forward_message, gated_tick, initial_state, run_vs, vs_step)
+from . import learned
+from .learned import compare_learners, effective_weights, imitate_rule, regression_episodes

@@ -12,7 +12,7 @@ every step. Every learner starts an episode knowing nothing: weights (or states)
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Union
+from typing import Dict, Union
 
 import torch
 
@@ -144,11 +144,14 @@ def compare_learners(cfg, seed: int = 0, progress: bool = True) -> Dict[str, obj
                 learned = cfg.inputs * cfg.outputs
             rows.append({"learner": name, "|V_M|": meta, "|V_L|": learned,
                          "loss, steps 1-5": curve[:5].mean().item(),
-                         f"loss, steps {T - 4}-{T}": curve[-5:].mean().item()})
+                         f"loss, steps {T - 4}-{T}": curve[-5:].mean().item(),
+                         MEAN_LOSS: curve.mean().item()})
     return {"rows": rows, "curves": curves, "histories": histories, "weights": weights,
             "target": W_star[0, 0, 0].item(), "eta": eta, "learners": learners}
 
 
+#: Column of :func:`compare_learners`' rows with the loss averaged over the episode, the meta-objective.
+MEAN_LOSS = "loss, mean over the episode"
 #: Test episodes are drawn from seed + this, apart from every meta-training episode.
 TEST_SEED_OFFSET = 1000
 

@@ -36,7 +36,7 @@ from typing import Dict, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from .rules import RULES, activation, check_rule
+from .rules import activation, check_rule
 
 #: Gate activations by name, for :func:`gated_tick` (``identity`` for exact constructions).
 GATE_ACTIVATIONS = {"identity": lambda z: z, "sigmoid": torch.sigmoid, "tanh": torch.tanh}
@@ -262,3 +262,21 @@ def equality_check(rule: str, eta: float, A: int, B: int, steps: int, generator:
             "weight_error": (states[..., WEIGHT_UNIT] - ws).abs().max().item(),
             "weight_scale": ws.abs().max().item()}
 
+
+
+def trace_rule(rule: str, A: int, B: int, steps: int, eta: float, seed: int = 0,
+               sigma: str = "tanh") -> Dict[str, torch.Tensor]:
+    """One random stream run by the explicit network and by its construction (float64), for the
+    chapter's explorer: ``{"xs" [T, A], "weights" [T + 1, A, B], "states" [T + 1, A, B, N],
+    "outputs" and "vs_outputs" [T, B]}``."""
+    from .rules import run_llr
+
+    g = torch.Generator().manual_seed(seed)
+    xs = torch.randn(steps, A, generator=g, dtype=torch.float64)
+    targets = torch.randn(steps, B, generator=g, dtype=torch.float64)
+    w0 = torch.randn(A, B, generator=g, dtype=torch.float64) * A ** -0.5
+    ys, ws = run_llr(xs, targets, w0, rule, eta, sigma)
+    layer = construct_rule(rule, eta)
+    with torch.no_grad():
+        vys, states = run_vs(layer, xs, targets, initial_state(w0, layer.state_size), TICKS_NEEDED[rule], sigma)
+    return {"xs": xs, "weights": ws, "states": states, "outputs": ys, "vs_outputs": vys}

@@ -4,7 +4,7 @@ matplotlib and ipywidgets are imported inside the functions, so ``import vsml_li
 Every explorer has a static twin (the ``plot_*`` function it calls), which the book shows
 beside it for readers of the static HTML.
 
-One module per chapter (:mod:`.equations`, :mod:`.forward`, :mod:`.backprop`,
+One module per chapter (:mod:`.equations`, :mod:`.fastweights` with :mod:`.diagrams`, :mod:`.forward`, :mod:`.backprop`,
 :mod:`.metalearn`, :mod:`.improve`) and what they share (:mod:`.common`); everything is
 importable from ``vsml_lite.viz`` directly.
 """
@@ -22,6 +22,14 @@ from .equations import (
     plot_variable_counts,
     plot_w_tilde_cases,
     w_tilde_explorer,
+)
+from .diagrams import plot_figure1, plot_figure2, plot_figure3, plot_figure10
+from .fastweights import (
+    plot_learned_curves,
+    plot_rule_surface,
+    plot_weight_traces,
+    plot_weights_in_states,
+    rules_explorer,
 )
 from .forward import (
     FIGURE4_WEIGHTS,
