@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Chapter 3's ablation of cloning levers (issue 13): each row fine-tunes the shipped curriculum
+# Chapter 4's ablation of cloning levers (issue 13): each row fine-tunes the shipped curriculum
 # clone with scripts/finetune_backprop_clone.py and prints its fidelity per part (one step and
 # 300 steps beside SGD) and a short shallow MNIST run beside SGD (2 seeds, 300 steps).
 #

@@ -15,10 +15,10 @@ optimiser step) and each thread count, a fresh child process measures:
 Cases (the campaign runs them on one CPU thread):
 
   forward_cloning   Table 1 (paper preset): 32,768 sub-LSTMs of cell 32, one tick, Adam
-  backprop_local    stage `local` of Chapter 3's curriculum at the paper preset (Table 1 batch)
-  meta_vsml_cpu     one meta-training iteration of Chapter 4's VSML network, cpu preset
+  backprop_local    stage `local` of Chapter 4's curriculum at the paper preset (Table 1 batch)
+  meta_vsml_cpu     one meta-training iteration of Chapter 5's VSML network, cpu preset
   meta_vsml_paper   the same at the paper preset (28 x 28 inputs, 32 episodes x 200 steps; slow)
-  cmaes_cpu         one CMA-ES generation of Chapter 5, cpu preset
+  cmaes_cpu         one CMA-ES generation of Chapter 6, cpu preset
 
     python scripts/benchmark_cpu.py                                  # all but meta_vsml_paper
     python scripts/benchmark_cpu.py --cases forward_cloning --threads 1

@@ -4,15 +4,15 @@ time of each run's full budget.
 One case per chapter (the `paper` preset unless --smoke), each the Task step that
 vsml_lite.training.run repeats (forward, backward and optimiser step included):
 
-  forward_cloning     Table 1: 32,768 sub-LSTMs of cell 32, one tick, Adam          (Chapter 2)
-  backprop_local      stage `local` of the curriculum at 32,768 sub-LSTMs, rollout 4   (Chapter 3)
-  backprop_shallow    stage `shallow`: 8 learners of 8 copies, 784 -> 10, on MNIST     (Chapter 3)
-  backprop_deep       stage `deep_own`: 784 -> 32 -> 10                               (Chapter 3)
+  forward_cloning     Table 1: 32,768 sub-LSTMs of cell 32, one tick, Adam          (Chapter 3)
+  backprop_local      stage `local` of the curriculum at 32,768 sub-LSTMs, rollout 4   (Chapter 4)
+  backprop_shallow    stage `shallow`: 8 learners of 8 copies, 784 -> 10, on MNIST     (Chapter 4)
+  backprop_deep       stage `deep_own`: 784 -> 32 -> 10                               (Chapter 4)
   meta_vsml           one meta-training iteration of the VSML network, 784 -> 10,
-                      32 episodes x 200 steps                                         (Chapter 4)
-  meta_rnn            the same for the Meta RNN baseline                              (Chapter 4)
+                      32 episodes x 200 steps                                         (Chapter 5)
+  meta_rnn            the same for the Meta RNN baseline                              (Chapter 5)
   cmaes_generation    one CMA-ES generation at Table 2's population on the shipped clone,
-                      with --cma-steps inner steps timed and 10^4 projected           (Chapter 5)
+                      with --cma-steps inner steps timed and 10^4 projected           (Chapter 6)
 
 For each case and each way of running it (eager; compiled with the device's `auto` mode) the
 script runs a child process that builds the task, runs warm-up iterations (which include

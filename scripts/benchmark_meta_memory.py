@@ -1,4 +1,4 @@
-"""Peak memory and time of one meta-gradient of Chapter 4 (Section 3.3), with and without
+"""Peak memory and time of one meta-gradient of Chapter 5 (Section 3.3), with and without
 gradient checkpointing over time (``vsml_lite.metalearn.unroll``).
 
 Each measurement runs in a fresh process (peak resident memory on the CPU,

@@ -1,4 +1,4 @@
-"""Fine-tune a shipped backprop clone (Chapter 3) and see what it changed.
+"""Fine-tune a shipped backprop clone (Chapter 4) and see what it changed.
 
 Starts V_M from one of the clones of a backprop-cloning artifact, continues cloning with the
 artifact's config plus ``--set`` overrides (by default stage ``local`` only), then prints
@@ -12,7 +12,7 @@ artifact's config plus ``--set`` overrides (by default stage ``local`` only), th
 
 It is a probe for trying cloning changes on a clone that took GPU time to make; it writes no
 artifact (``--save`` keeps the fine-tuned V_M). For example, the steady-input experiment of
-Chapter 3::
+Chapter 4::
 
     python scripts/finetune_backprop_clone.py --clone random --set \\
         backprop_cloning.local_batch=2048 backprop_cloning.local_iterations=3000 \\

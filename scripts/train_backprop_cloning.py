@@ -1,4 +1,4 @@
-"""Make the Chapter 3 artifact: a sub-LSTM cloned to run backpropagation (Section 3.2, Eq. 14,
+"""Make the Chapter 4 artifact: a sub-LSTM cloned to run backpropagation (Section 3.2, Eq. 14,
 Appendix B), evaluated as a learner on MNIST and Fashion-MNIST (Figures 5, 7, 8, 9).
 
     python scripts/train_backprop_cloning.py --preset cpu     # 14 x 14 inputs, over an hour on 2 cores

@@ -1,4 +1,4 @@
-"""Make the Chapter 2 artifact: a sub-LSTM cloned to compute tanh(x)·w + b (Eq. 13).
+"""Make the Chapter 3 artifact: a sub-LSTM cloned to compute tanh(x)·w + b (Eq. 13).
 
     python scripts/train_forward_cloning.py --preset cpu            # ~2 min on 2 CPU cores
     python scripts/train_forward_cloning.py --preset paper          # Table 1; needs a GPU

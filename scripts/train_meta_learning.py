@@ -1,4 +1,4 @@
-"""Make the Chapter 4 artifact: a VSML network and a Meta RNN meta-trained from scratch on
+"""Make the Chapter 5 artifact: a VSML network and a Meta RNN meta-trained from scratch on
 MNIST (Section 3.3), meta-tested with online Adam on the same streams (Figure 6).
 
     python scripts/train_meta_learning.py --preset cpu       # 7 x 7 inputs, under an hour on 2 cores

@@ -1,4 +1,4 @@
-"""Chapter 3: cloning backpropagation (Section 3.2, Eq. 14, Appendix B) and the cloned learner."""
+"""Chapter 4: cloning backpropagation (Section 3.2, Eq. 14, Appendix B) and the cloned learner."""
 
 
 import pytest
@@ -206,7 +206,7 @@ def test_learning_curves_share_data_and_initial_weights():
     assert out["sgd"]["train_loss"][0, 0].item() == pytest.approx(first.item(), rel=1e-5)
 
 
-#: Label of the shipped Chapter 3 artifact (see the README's artifact table).
+#: Label of the shipped Chapter 4 artifact (see the README's artifact table).
 SHIPPED = "gpu"
 
 

@@ -230,7 +230,7 @@ def test_sha256sums_beside_the_data_are_checked(mnist_copy):
 
 
 def test_a_missing_dataset_stops_a_run_before_it_trains(data_root, tmp_path, monkeypatch):
-    """Chapter 4's run needs Fashion-MNIST only to meta-test; it must not meta-train first."""
+    """Chapter 5's run needs Fashion-MNIST only to meta-test; it must not meta-train first."""
     from vsml_lite.metalearn import experiment
 
     (tmp_path / "MNIST").symlink_to(data_root / "MNIST")  # MNIST only

@@ -23,7 +23,7 @@ def test_similar_and_not_worse_use_the_larger_of_two_points_and_the_spread():
 
 
 def _improve_rows(final_improved, fashion_curve_improved):
-    """results_table rows of Chapter 5 with curves: 3 evaluation points."""
+    """results_table rows of Chapter 6 with curves: 3 evaluation points."""
     def row(ds, name, early, curve):
         return {"dataset": ds, "_name": name, "_early": early, "_early_std": 0.1, "_accuracy": curve[-1],
                 "_accuracy_std": 0.01, "_curve": curve, "_curve_std": [0.01] * len(curve)}

@@ -1,4 +1,4 @@
-"""Chapter 2: forward cloning (Eq. 13) trains, checkpoints, resumes and saves artifacts."""
+"""Chapter 3: forward cloning (Eq. 13) trains, checkpoints, resumes and saves artifacts."""
 
 import json
 

@@ -1,4 +1,4 @@
-"""Chapter 5: CMA-ES on the cloned learner's V_M; the population axis; torch.distributed."""
+"""Chapter 6: CMA-ES on the cloned learner's V_M; the population axis; torch.distributed."""
 
 import os
 import socket

@@ -1,4 +1,4 @@
-"""Chapter 4: meta-learning from scratch, the Meta RNN and the online-Adam baselines."""
+"""Chapter 5: meta-learning from scratch, the Meta RNN and the online-Adam baselines."""
 
 
 import pytest
@@ -302,7 +302,7 @@ def test_two_gloo_processes_give_the_single_process_meta_gradient(tmp_path):
 
 
 def test_peak_memory_is_reset_before_each_model():
-    """Chapter 4 used to print the process's peak as each model's (1,291.1 MB for both)."""
+    """Chapter 5 used to print the process's peak as each model's (1,291.1 MB for both)."""
     from vsml_lite.metalearn import memory
 
     import mmap

@@ -10,18 +10,18 @@ Modules:
     vanilla  Eqs. 1-4: Meta RNN, VS Meta RNN, the sparse shared matrix W̃ (Chapter 1)
     fastweights  Eqs. 5-12: learning rules (Hebb, Oja, delta, learned) and the same rules inside a VS Meta RNN (Chapter 2)
     data     MNIST / Fashion-MNIST, online streams, the random stream of Table 1
-    network  the VSML network of tiny LSTMs: fast and reference layer ticks (Chapters 2-5)
+    network  the VSML network of tiny LSTMs: fast and reference layer ticks (Chapters 3-6)
     fused    the compiled CPU kernel behind the fast layer tick
-    cloning  learning algorithm cloning: neural forward computation, Eq. 13 (Chapter 2)
-    backprop learning algorithm cloning: backpropagation, Eq. 14; the cloned learner (Chapter 3)
-    metalearn meta-learning a learning algorithm from scratch; Meta RNN and online-Adam baselines (Chapter 4)
-    improve  CMA-ES on the cloned learner's V_M (Chapter 5)
+    cloning  learning algorithm cloning: neural forward computation, Eq. 13 (Chapter 3)
+    backprop learning algorithm cloning: backpropagation, Eq. 14; the cloned learner (Chapter 4)
+    metalearn meta-learning a learning algorithm from scratch; Meta RNN and online-Adam baselines (Chapter 5)
+    improve  CMA-ES on the cloned learner's V_M (Chapter 6)
     training the one resumable training loop every long run goes through
     distributed  several processes on one run (torchrun): meta-gradients, CMA-ES populations
     compiled torch.compile / CUDA graphs for the training steps on a GPU
     campaign the paper-scale runs, carried over many short sessions (scripts/campaign.py)
     artifacts  shipped weights + JSON records, resumable checkpoints
-    claims   the paper's claims, each judged at a stated horizon (Chapters 4, 5)
+    claims   the paper's claims, each judged at a stated horizon (Chapters 5, 6)
     validate checks of config values, tensors and file checksums (clear errors for bad input)
     viz      figures and ipywidgets explorers used by the chapters
 """

@@ -77,10 +77,10 @@ def _per_model(base: Path) -> List[Path]:
 
 #: The queue, in the order a campaign works through it.
 RUNS = (
-    CampaignRun(cloning.KIND, 2, cloning.train_and_save, lambda c: c.forward_cloning.iterations, _one),
-    CampaignRun(bp.KIND, 3, bp.train_and_save, lambda c: sum(n for _, n in bp.stage_schedule(c)), _one),
-    CampaignRun(ml.KIND, 4, ml.train_and_save, lambda c: c.meta_learning.iterations * len(ml.MODELS), _per_model),
-    CampaignRun(improve.KIND, 5, improve.train_and_save, lambda c: c.improve.generations, _one,
+    CampaignRun(cloning.KIND, 3, cloning.train_and_save, lambda c: c.forward_cloning.iterations, _one),
+    CampaignRun(bp.KIND, 4, bp.train_and_save, lambda c: sum(n for _, n in bp.stage_schedule(c)), _one),
+    CampaignRun(ml.KIND, 5, ml.train_and_save, lambda c: c.meta_learning.iterations * len(ml.MODELS), _per_model),
+    CampaignRun(improve.KIND, 6, improve.train_and_save, lambda c: c.improve.generations, _one,
                 needs=lambda c: (f"{bp.KIND}_{c.improve.source_artifact}",)),
 )
 KINDS = tuple(r.kind for r in RUNS)
@@ -257,7 +257,7 @@ def paper_scale(kind: str, out_dir: Union[str, Path] = PRETRAINED_DIR,
 
     When the campaign has written ``<kind>_paper``: ``note`` says its scale and what made it,
     ``rows`` is the chapter's results table from its record (the same columns as the smaller
-    run's) and ``claims`` the paper's claims judged on it (Chapters 4 and 5), else ``None``.
+    run's) and ``claims`` the paper's claims judged on it (Chapters 5 and 6), else ``None``.
     Otherwise ``note`` says where the campaign stands (``campaign/progress.json``) and ``rows``
     and ``claims`` are ``None``.
     """

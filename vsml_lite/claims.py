@@ -7,7 +7,7 @@ the paper looks: early claims in the first steps, later claims at the end of the
 and whether it holds; :func:`headline` counts the claims that hold at each horizon, so a
 chapter's first sentence about its results cannot report the early window alone.
 
-Chapters 4 and 5 build their verdicts here from the curves in their records
+Chapters 5 and 6 build their verdicts here from the curves in their records
 (:func:`vsml_lite.metalearn.check_claims`, :func:`vsml_lite.improve.check_claims`) and store
 them in new records as :meth:`Verdict.to_dict`.
 

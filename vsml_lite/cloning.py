@@ -1,5 +1,5 @@
 """Learning algorithm cloning, part 1: neural forward computation (Section 3.2, Eq. 13,
-Appendix C, Table 1). Chapter 2 of the book.
+Appendix C, Table 1). Chapter 3 of the book.
 
 A single sub-LSTM of the VSML network is optimised so that, holding a weight ``w`` and a bias
 ``b`` in its state and receiving an input ``x`` in its forward message (as every sub-LSTM

@@ -129,7 +129,7 @@ class NetworkConfig(_Checked):
 
 @dataclass(frozen=True)
 class ForwardCloningConfig(_Checked):
-    """Chapter 2: cloning neural forward computation into one sub-LSTM (Eq. 13, Table 1).
+    """Chapter 3: cloning neural forward computation into one sub-LSTM (Eq. 13, Table 1).
 
     Attributes:
         hidden_size: LSTM cell size (Table 1: 32).
@@ -162,24 +162,24 @@ class ForwardCloningConfig(_Checked):
     grid_w: int = 81
 
 
-#: Chapter 3 stores a sub-LSTM's weight and bias in its state divided by this (Appendix C uses
+#: Chapter 4 stores a sub-LSTM's weight and bias in its state divided by this (Appendix C uses
 #: 20; see ``BackpropCloningConfig.state_scale``).
 STATE_SCALE = 2.0
 #: Size of one example's update in the state: each example changes a sub-LSTM's state by
 #: -0.01 · e · tanh(x), its weight by -0.02 · e · tanh(x), so the cloned algorithm is SGD with
 #: learning rate 0.02. Table 1 gives a "gradient update target norm" of 1e-3, with weights
-#: stored divided by 20: the same learning rate. We store them divided by 2 (Chapter 3).
+#: stored divided by 20: the same learning rate. We store them divided by 2 (Chapter 4).
 UPDATE_TARGET_SCALE = 1e-2
 
 
 @dataclass(frozen=True)
 class BackpropCloningConfig(_Checked):
-    """Chapter 3: cloning backpropagation into the forward dynamics (Section 3.2, Eq. 14,
+    """Chapter 4: cloning backpropagation into the forward dynamics (Section 3.2, Eq. 14,
     Appendix B's curriculum, Table 1), then running the clone as a learner (Figures 5, 7-9).
 
     Cloning (every stage: Adam at ``lr`` on Smooth L1 losses, Table 1):
         init_forward_clone: ``""`` starts V_M as a fresh sub-LSTM; a preset name (e.g.
-            ``"cpu"``, ``"paper"``) starts it from Chapter 2's forward clone of that scale
+            ``"cpu"``, ``"paper"``) starts it from Chapter 3's forward clone of that scale
             (``vsml_lite/pretrained/forward_cloning_<preset>``), as the paper's story goes:
             forward computation first, then backpropagation. Its sizes must match.
         hidden_size: LSTM cell size (Table 1: 32).
@@ -194,7 +194,7 @@ class BackpropCloningConfig(_Checked):
         update_loss_weight: weight of the update loss (measured in units of one example's
             largest update) against the forward and backward losses.
         update_part_weights: weights of the weights' and of the biases' parts of the update
-            loss (a lever of Chapter 3's ablation: the clone's bias updates follow
+            loss (a lever of Chapter 4's ablation: the clone's bias updates follow
             backpropagation far better than its weight updates).
         update_unit: weights are compared in units of this fraction of one example's largest
             update: a learner batch's mean update is far smaller than one example's, and an
@@ -213,7 +213,7 @@ class BackpropCloningConfig(_Checked):
             pixel (about 80% of MNIST's 28 × 28 pixels are exactly the background value). Table 1's
             inputs are fresh every step, so a clone trained on them alone never meets a
             constant input; with one, a small error of its hold dynamics compounds instead of
-            averaging out (Chapter 3 measures this).
+            averaging out (Chapter 4 measures this).
         rollout: learner steps (forward + backward phase each) per cloning example.
         local_batch: sub-LSTMs per Adam step in stage ``local`` (Table 1: 32,768).
         local_copies: stage ``local`` groups its sub-LSTMs into learners of this many copies
@@ -298,7 +298,7 @@ class BackpropCloningConfig(_Checked):
 
 @dataclass(frozen=True)
 class MetaLearningConfig(_Checked):
-    """Chapter 4: meta-learning a learning algorithm from scratch (Section 3.3, Figure 6),
+    """Chapter 5: meta-learning a learning algorithm from scratch (Section 3.3, Figure 6),
     with a Meta RNN and online Adam as baselines.
 
     The learner (the VSML network of ``cfg.network``, or the Meta RNN) starts every episode
@@ -363,14 +363,14 @@ class MetaLearningConfig(_Checked):
 
 @dataclass(frozen=True)
 class ImproveConfig(_Checked):
-    """Chapter 5: improving cloned backpropagation with CMA-ES (Appendix B, Figure 9, Table 2).
+    """Chapter 6: improving cloned backpropagation with CMA-ES (Appendix B, Figure 9, Table 2).
 
     Search (Table 2 where it gives a value):
-        source_artifact: label of the Chapter 3 artifact to start from
+        source_artifact: label of the Chapter 4 artifact to start from
             (``vsml_lite/pretrained/backprop_cloning_<label>``): ``"gpu"``, the shipped one, or
             ``"paper"``, the paper-scale clone a campaign makes (Table 2 improves a clone made
             at the paper's scale).
-        source_clone: which clone of the Chapter 3 artifact to start from: ``"random"`` (cloned
+        source_clone: which clone of the Chapter 4 artifact to start from: ``"random"`` (cloned
             on random data only, as in Figure 9) or ``"curriculum"``.
         sigma0: CMA-ES initial step size (Table 2: initial noise std 0.1).
         generations: CMA-ES iterations (Table 2: 200).
@@ -386,7 +386,7 @@ class ImproveConfig(_Checked):
         input_side: MNIST images are average-pooled to ``side × side`` inputs (28 = full).
 
     Meta-test (Figure 9: the clone, the improved clone and SGD on the same streams):
-        test_steps, eval_every, eval_examples: as in Chapter 3's meta-test.
+        test_steps, eval_every, eval_examples: as in Chapter 4's meta-test.
         test_seeds: learners per curve (Figure 9: 60).
         early_steps: "early in learning": the claims compare the mean training loss over the
             first this many steps.
@@ -494,11 +494,12 @@ class Config(_Checked):
             Where a run executes, not what it computes: a checkpoint resumes under any setting.
         data: :class:`DataConfig`.
         eq4: :class:`Eq4Config` (Chapter 1).
-        network: :class:`NetworkConfig` (the VSML network, Chapters 2-5).
-        forward_cloning: :class:`ForwardCloningConfig` (Chapter 2).
-        backprop_cloning: :class:`BackpropCloningConfig` (Chapter 3).
-        meta_learning: :class:`MetaLearningConfig` (Chapter 4).
-        improve: :class:`ImproveConfig` (Chapter 5).
+        fast_weights: :class:`FastWeightsConfig` (Chapter 2).
+        network: :class:`NetworkConfig` (the VSML network, Chapters 3-6).
+        forward_cloning: :class:`ForwardCloningConfig` (Chapter 3).
+        backprop_cloning: :class:`BackpropCloningConfig` (Chapter 4).
+        meta_learning: :class:`MetaLearningConfig` (Chapter 5).
+        improve: :class:`ImproveConfig` (Chapter 6).
     """
 
     preset: str = DEFAULT_PRESET

@@ -1,7 +1,7 @@
 """Several processes on one run, under ``torchrun``: gloo on CPUs, NCCL on GPUs.
 
-Chapter 4 splits a meta-training batch of episodes over the processes and sums their
-meta-gradients (:func:`all_reduce_gradients`); Chapter 5 spreads a CMA-ES population over
+Chapter 5 splits a meta-training batch of episodes over the processes and sums their
+meta-gradients (:func:`all_reduce_gradients`); Chapter 6 spreads a CMA-ES population over
 them. Without an initialised process group every function here is the single-process case.
 
 Example::

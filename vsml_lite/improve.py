@@ -1,6 +1,6 @@
-"""Improving cloned backpropagation with CMA-ES (Appendix B, Figure 9, Table 2). Chapter 5.
+"""Improving cloned backpropagation with CMA-ES (Appendix B, Figure 9, Table 2). Chapter 6.
 
-Start from the V_M that Chapter 3 cloned to run backpropagation (by default the clone trained
+Start from the V_M that Chapter 4 cloned to run backpropagation (by default the clone trained
 on random data only, as in Figure 9) and search around it with CMA-ES (the ``cma`` package,
 ask/tell) for a V_M whose learner does better: the objective of a candidate is the mean
 cross-entropy of the cloned learner over ``inner_steps`` learner steps on MNIST training
@@ -155,7 +155,7 @@ def spread_population_losses(like: SubLSTM, vectors: torch.Tensor, cfg: Config, 
 # ----------------------------------------------------------------------------------------
 
 def search_config(cfg: Config, clone_cfg: Config) -> Config:
-    """The Chapter 3 clone's config with this chapter's learner settings: the input size,
+    """The Chapter 4 clone's config with this chapter's learner settings: the input size,
     learner batch and meta-test settings of ``cfg.improve`` (the clone's micro ticks, state
     scale and learning rate stay as they were cloned)."""
     i = cfg.improve
@@ -167,7 +167,7 @@ def search_config(cfg: Config, clone_cfg: Config) -> Config:
 
 
 def load_source_clone(cfg: Config):
-    """``(clone_cfg, lstm)``: the Chapter 3 clone named by ``cfg.improve.source_clone`` from
+    """``(clone_cfg, lstm)``: the Chapter 4 clone named by ``cfg.improve.source_clone`` from
     the artifact ``backprop_cloning_<cfg.improve.source_artifact>``."""
     record = load_artifact(pretrained_path(bp.KIND, cfg.improve.source_artifact))
     clone_cfg, clones = bp.load_backprop_clone(record)
@@ -286,7 +286,7 @@ def search(cfg: Config, lstm: SubLSTM, clone_cfg: Config, train: TensorData,
 
 def meta_test(cfg: Config, clone_cfg: Config, lstms: Dict[str, SubLSTM], progress: bool = True) -> Dict[str, dict]:
     """Figure 9: the clone, the improved clone and SGD on MNIST and Fashion-MNIST, each from
-    the same initial weights and data order per seed (Chapter 3's
+    the same initial weights and data order per seed (Chapter 4's
     :func:`~vsml_lite.backprop.learning_curves`: learning on the training split, accuracy on
     the test split), ``test_seeds`` seeds. Returns ``{dataset: {learner: {"train_loss" [S, T],
     "test_accuracy" [S, P]}, "steps", "eval_steps"}}``."""

@@ -140,7 +140,7 @@ def _positions(A: int, B: int, like: torch.Tensor) -> Tuple[torch.Tensor, torch.
 
 
 def _reduce(x: torch.Tensor, dim: int, how: str) -> torch.Tensor:
-    if x.shape[dim] == 1:  # one sub-LSTM per neuron (Chapter 2's grids): a view, not a pass over memory
+    if x.shape[dim] == 1:  # one sub-LSTM per neuron (Chapter 3's grids): a view, not a pass over memory
         return x.squeeze(dim)
     if how == "mean":
         return x.mean(dim=dim)

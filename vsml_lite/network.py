@@ -1,6 +1,6 @@
 """The VSML network: dense layers of sub-LSTMs (:mod:`vsml_lite.layer`) stacked with tied
-``V_M`` and untied states (Section 3.1), run one datum per step (Chapters 1, 4) or in a
-forward and a backward phase (Chapter 3's cloned backpropagation, Section 3.2, Eq. 14), and
+``V_M`` and untied states (Section 3.1), run one datum per step (Chapters 1, 5) or in a
+forward and a backward phase (Chapter 4's cloned backpropagation, Section 3.2, Eq. 14), and
 Appendix D's learner batch.
 
 The layer's names are re-exported here (``vl.network.SubLSTM``, ``dense_ticks``, the slots).
@@ -33,19 +33,19 @@ class VSMLNetwork(nn.Module):
         init_rand_fraction: fraction of each cell vector drawn at random in
             :meth:`initial_state` (std ``1/sqrt(A)``, like a dense layer's weights); the rest is 0.
         generator: seeds the meta variables.
-        lstm: run these meta variables instead of fresh ones (e.g. a clone of Chapter 3);
+        lstm: run these meta variables instead of fresh ones (e.g. a clone of Chapter 4);
             ``hidden_size``, ``msg_size`` and ``position_inputs`` are then the clone's.
         state_clip: the cell-state clip the network's ticks use when a call gives none
             (Appendix D: 4 at meta-test time); ``None`` for no clipping.
         fused: let :func:`dense_ticks` use the compiled CPU kernel where it can (``False``
-            under ``torch.func.vmap``, e.g. a population of V_M in Chapter 5).
+            under ``torch.func.vmap``, e.g. a population of V_M in Chapter 6).
 
     The network runs in one of two ways, on the same sub-LSTM grid:
 
-    * :meth:`step` (Chapters 1, 4): one datum per step; the previous step's prediction error
+    * :meth:`step` (Chapters 1, 5): one datum per step; the previous step's prediction error
       enters the last layer's backward messages, and messages between layers travel whole
       (the backward ones reach the layer below at the next step).
-    * two phases, :meth:`forward_phase` then :meth:`backward_phase` (Chapter 3's cloned
+    * two phases, :meth:`forward_phase` then :meth:`backward_phase` (Chapter 4's cloned
       backpropagation, Section 3.2, Eq. 14): each layer reads one value per neuron, in
       :data:`INPUT_SLOT` of the forward messages and :data:`ERROR_SLOT` of the backward
       messages, and sends one value on, from :data:`OUTPUT_SLOT` of its forward messages (the
@@ -181,7 +181,7 @@ class VSMLNetwork(nn.Module):
             return y
         return self.output_bound * torch.tanh(y / self.output_bound)
 
-    # -- two phases: Chapter 3's cloned backpropagation (Section 3.2, Eq. 14) -------------
+    # -- two phases: Chapter 4's cloned backpropagation (Section 3.2, Eq. 14) -------------
     def _phase(self, layer: LayerState, x: torch.Tensor, e: torch.Tensor):
         """One phase of one layer: ``x [n, A]`` in :data:`INPUT_SLOT` of the forward messages,
         ``e [n, B]`` in :data:`ERROR_SLOT` of the backward messages, zeros elsewhere. Returns
@@ -218,7 +218,7 @@ class VSMLNetwork(nn.Module):
             inputs: from :meth:`forward_phase`; error: ``[n, B_last]``.
             given_errors: ground-truth errors to use instead of the network's own for the
                 lower layers (``given_errors[l]`` arrives at layer ``l - 1``'s outputs;
-                Chapter 3's curriculum stage ``deep_gt``).
+                Chapter 4's curriculum stage ``deep_gt``).
 
         Returns ``(state, errors)`` with ``errors[l]`` the error layer ``l`` sent down."""
         new = list(state)

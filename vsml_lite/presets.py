@@ -50,7 +50,7 @@ def _cpu() -> Config:
         eq4=Eq4Config(trials=20, max_A=6, max_N=8, ticks=5),
         forward_cloning=ForwardCloningConfig(batch_size=CPU_CLONE_BATCH, iterations=CPU_CLONE_ITERATIONS,
                                              log_every=100, checkpoint_every=1000),
-        # Chapter 3 on 14 × 14 inputs (1,960 sub-LSTMs in the shallow learner instead of 7,840)
+        # Chapter 4 on 14 × 14 inputs (1,960 sub-LSTMs in the shallow learner instead of 7,840)
         # and 0.04% of Table 1's cloning budget: about 15 minutes of cloning on 2 cores, and
         # about an hour of meta-testing (6 runs x 6 seeds x 600 steps).
         backprop_cloning=BackpropCloningConfig(
@@ -58,13 +58,13 @@ def _cpu() -> Config:
             deep_own_iterations=100, net_groups=4, net_learner_batch=4, warmup_max=200,
             input_side=14, log_every=50, checkpoint_every=500, test_steps=600, eval_every=50,
             eval_examples=1000),
-        # Chapter 4 on 7 × 7 inputs (490 sub-LSTMs instead of 7,840) and 100-step episodes:
+        # Chapter 5 on 7 × 7 inputs (490 sub-LSTMs instead of 7,840) and 100-step episodes:
         # about 35 minutes of meta-training for the VSML network and 10 for the Meta RNN on
         # 2 cores.
         meta_learning=MetaLearningConfig(
             input_side=7, episode_length=100, meta_batch=16, iterations=3000, log_every=25,
             checkpoint_every=100),
-        # Chapter 5 on 7 × 7 inputs, 100 learner steps of 16 copies per evaluation, 20
+        # Chapter 6 on 7 × 7 inputs, 100 learner steps of 16 copies per evaluation, 20
         # generations of 8 candidates: minutes on 2 cores instead of Table 2's GPU budget.
         improve=ImproveConfig(
             generations=20, inner_steps=100, learner_batch=16, population=8, population_chunk=10,

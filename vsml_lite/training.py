@@ -1,7 +1,7 @@
 """One resumable training loop for every long run of the package.
 
-Forward cloning (Chapter 2), backprop cloning (Chapter 3), meta-training (Chapter 4) and the
-CMA-ES search (Chapter 5) differ only in what one iteration does and what it must remember.
+Forward cloning (Chapter 3), backprop cloning (Chapter 4), meta-training (Chapter 5) and the
+CMA-ES search (Chapter 6) differ only in what one iteration does and what it must remember.
 Each is a :class:`Task`: a ``step(iteration)`` that returns its metrics, and a
 ``state_dict()`` / ``load_state_dict()`` pair for everything a resumed run needs (weights,
 optimiser, random generator). :func:`run` owns the rest, once:

@@ -174,7 +174,7 @@ def vs_meta_rnn_step_eq14(
     (running backward, "connections in the opposite direction compared to Figure 1c"). With
     ``U = 0`` it is Eq. 3. Both interaction terms are computed once per neuron and broadcast.
     The paper's typeset labels call the ``W`` term "forward" and both others "backward"; the
-    text and Figure 1c give the reading here. Chapter 3 runs this with the sub-LSTM as σ
+    text and Figure 1c give the reading here. Chapter 4 runs this with the sub-LSTM as σ
     (:func:`vsml_lite.network.dense_ticks`: its forward and backward messages are the C and U
     terms).
 

@@ -1,5 +1,5 @@
 """Learning algorithm cloning, part 2: backpropagation in the forward dynamics (Section 3.2,
-Eq. 14, Appendices B and D, Table 1). Chapter 3 of the book.
+Eq. 14, Appendices B and D, Table 1). Chapter 4 of the book.
 
 Every sub-LSTM ``(a, b)`` of a dense VSML layer holds a weight ``w_ab`` and a bias ``b_ab`` in
 its cell state (slots :data:`~vsml_lite.cloning.WEIGHT_SLOT` / ``BIAS_SLOT``, divided by
@@ -15,7 +15,7 @@ its cell state (slots :data:`~vsml_lite.cloning.WEIGHT_SLOT` / ``BIAS_SLOT``, di
   ``w_ab ← w_ab - η · e_b · tanh(x_a)`` and ``b_ab ← b_ab - η · e_b`` (η = 0.02, see
   :func:`learning_rate`).
 
-A learner made of such layers (Chapter 2's :class:`~vsml_lite.network.VSMLNetwork` in two
+A learner made of such layers (Chapter 3's :class:`~vsml_lite.network.VSMLNetwork` in two
 phases, built by :func:`make_learner`) learns with no gradient computed anywhere: it runs the forward phase, compares its output with the label
 (``e = softmax(y) - onehot``), runs the backward phase, and averages its states over a learner
 batch of 64 copies (Appendix D). The same network trained by autograd-SGD

@@ -1,5 +1,5 @@
 """Cloning backpropagation: the four stages of Appendix B's curriculum and the run that goes
-through them (Section 3.2, Eq. 14, Table 1). Chapter 3.
+through them (Section 3.2, Eq. 14, Table 1). Chapter 4.
 
 1. ``local``: single sub-LSTMs on random data (Table 1: inputs ~ N(0, 2²)), random weights and
    random incoming errors;
@@ -186,7 +186,7 @@ def _refresh_pool(pool: Dict[str, object], learner: VSMLNetwork, fresh: Weights,
 
 
 def forward_clone_state(cfg: Config, preset: str) -> Dict[str, torch.Tensor]:
-    """V_M of Chapter 2's shipped forward clone at ``preset`` scale, to start cloning
+    """V_M of Chapter 3's shipped forward clone at ``preset`` scale, to start cloning
     backpropagation from (``backprop_cloning.init_forward_clone``). Both chapters run the same
     sub-LSTM with the same message slots; the sizes must match."""
     from ..artifacts import load_artifact, pretrained_path

@@ -1,4 +1,4 @@
-"""The Chapter 3 experiment: clone, measure fidelity, meta-test the clones beside SGD
+"""The Chapter 4 experiment: clone, measure fidelity, meta-test the clones beside SGD
 (Figures 5, 7-9), and the artifact that records it all.
 """
 

@@ -1,4 +1,4 @@
-"""The ground truth of Chapter 3: the tanh network that cloned backpropagation imitates, and
+"""The ground truth of Chapter 4: the tanh network that cloned backpropagation imitates, and
 its backpropagation by autograd and by the hand-derived formulas (Section 3.2, Eq. 14).
 
 Layer ``l`` maps its input ``x [G, n, A]`` to ``y_b = Σ_a tanh(x_a) · w_ab + b_ab``: one

@@ -1,5 +1,5 @@
-"""The cloned learner: Chapter 2's network of sub-LSTMs run in two phases, learning by
-backpropagation with no gradient computed anywhere (Section 3.2, Eq. 14, Appendix D). Chapter 3.
+"""The cloned learner: Chapter 3's network of sub-LSTMs run in two phases, learning by
+backpropagation with no gradient computed anywhere (Section 3.2, Eq. 14, Appendix D). Chapter 4.
 
 The learner is a :class:`~vsml_lite.network.VSMLNetwork` (the same grid, ticks and message
 slots as every chapter) built by :func:`make_learner`: the sum over the grid (the paper's
@@ -11,7 +11,7 @@ copies (Appendix D).
 
 This module says where a weight lives in the state: every sub-LSTM ``(a, b)`` holds ``w_ab``
 and a bias ``b_ab`` in slots :data:`~vsml_lite.cloning.WEIGHT_SLOT` / ``BIAS_SLOT`` of its ``h``
-and ``c``, divided by ``state_scale`` (Appendix C), as Chapter 2's forward clone holds them.
+and ``c``, divided by ``state_scale`` (Appendix C), as Chapter 3's forward clone holds them.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from ..network import VSMLNetwork
 from .ground_truth import Weights
 
 #: The message layout a clone's V_M was trained in. Layout 2 (today's): each layer's output is
-#: read from :data:`~vsml_lite.layer.OUTPUT_SLOT` of its forward messages, as in Chapter 2's
+#: read from :data:`~vsml_lite.layer.OUTPUT_SLOT` of its forward messages, as in Chapter 3's
 #: forward clone and every other chapter. Layout 1 (clones made before the learner became the
 #: network in two phases) read it from slot 0, the input's slot.
 CLONE_LAYOUT = 2

@@ -1,5 +1,5 @@
 """How close the clone is to backpropagation: one step beside autograd (fidelity), and how well
-it holds its weights when no error arrives. Chapter 3.
+it holds its weights when no error arrives. Chapter 4.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Meta-learning a learning algorithm from scratch (Section 3.3, Figure 6). Chapter 4 of the book.
+"""Meta-learning a learning algorithm from scratch (Section 3.3, Figure 6). Chapter 5 of the book.
 
 A learner is anything with ``initial_state(batch, generator)`` and
 ``step(state, x, error, state_clip) -> (state, y)``: the VSML network

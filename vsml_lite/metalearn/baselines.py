@@ -1,6 +1,6 @@
 """The baselines of Figure 6: online backpropagation with Adam, one example per step, on a
 linear model and on a one-hidden-layer network, on exactly the meta-test streams of the
-learners, with the learning rate chosen on MNIST training streams. Chapter 4.
+learners, with the learning rate chosen on MNIST training streams. Chapter 5.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Episodes: a learner run online over a stream of examples, with its previous error fed back
-(Section 3.3); meta-training episodes, meta-test streams and Figure 6's metric. Chapter 4.
+(Section 3.3); meta-training episodes, meta-test streams and Figure 6's metric. Chapter 5.
 """
 
 from __future__ import annotations

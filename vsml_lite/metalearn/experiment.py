@@ -1,4 +1,4 @@
-"""The Chapter 4 experiment: meta-test the meta-trained learners beside online Adam on the
+"""The Chapter 5 experiment: meta-test the meta-trained learners beside online Adam on the
 same streams (Figure 6), judge the paper's claims, and the artifact that records it all.
 """
 
@@ -33,7 +33,7 @@ TEST_DATASETS = ("mnist", "fashion_mnist")
 #: Offset added to a stream's index to get its seed: meta-test streams never share a seed
 #: with the learning-rate search's streams (which use 0, 1, ...).
 TEST_STREAM_SEED = 1000
-#: Accuracy within this margin of chance (10%) counts as "has not learned" in Chapter 4's prose.
+#: Accuracy within this margin of chance (10%) counts as "has not learned" in Chapter 5's prose.
 CHANCE_MARGIN = 0.05
 
 

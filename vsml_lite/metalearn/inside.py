@@ -1,5 +1,5 @@
 """Inside the network: one meta-test episode of a VSML learner, step by step, and where in its
-states the class templates live. Chapter 4.
+states the class templates live. Chapter 5.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The learners of Chapter 4: the VSML network (:class:`~vsml_lite.network.VSMLNetwork`) and
+"""The learners of Chapter 5: the VSML network (:class:`~vsml_lite.network.VSMLNetwork`) and
 the Meta RNN baseline (Hochreiter et al., 2001). A learner is anything with
 ``initial_state(batch, generator)`` and ``step(state, x, error, state_clip) -> (state, y)``.
 """

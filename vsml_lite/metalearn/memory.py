@@ -1,5 +1,5 @@
 """Peak memory of the meta-gradient, with and without gradient checkpointing over time,
-measured in a fresh process so that the peak is the computation's own. Chapter 4.
+measured in a fresh process so that the peak is the computation's own. Chapter 5.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Meta-training (Section 3.3): Adam on V_M with the gradient of the episodes' mean
-cross-entropy, through every step of the unrolled learner. Chapter 4.
+cross-entropy, through every step of the unrolled learner. Chapter 5.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Chapter 3: cloning backpropagation (Figures 5, 7, 8, 9), fidelity and holding."""
+"""Chapter 4: cloning backpropagation (Figures 5, 7, 8, 9), fidelity and holding."""
 
 from __future__ import annotations
 

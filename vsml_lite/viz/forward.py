@@ -1,4 +1,4 @@
-"""Chapter 2: cloning neural forward computation (Figure 4) and loss curves."""
+"""Chapter 3: cloning neural forward computation (Figure 4) and loss curves."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Chapter 5: improving cloned backprop with CMA-ES (Figure 9)."""
+"""Chapter 6: improving cloned backprop with CMA-ES (Figure 9)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Optional, Sequence
 
 from .common import LOSS_SMOOTHING, band, figure_explorer, smoothed
 
-#: Colour of each learner in Chapter 5's figures.
+#: Colour of each learner in Chapter 6's figures.
 IMPROVE_COLORS = {"clone": "#1f77b4", "improved": "#ff7f0e", "sgd": "#7f7f7f"}
 
 

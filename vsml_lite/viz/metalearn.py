@@ -1,4 +1,4 @@
-"""Chapter 4: meta-learning from scratch (Figure 6) and inside the network."""
+"""Chapter 5: meta-learning from scratch (Figure 6) and inside the network."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Optional, Sequence
 
 from .common import band, figure_explorer
 
-#: Colour of each model in Chapter 4's figures.
+#: Colour of each model in Chapter 5's figures.
 META_COLORS = {"vsml": "#1f77b4", "meta_rnn": "#ff7f0e", "adam_linear": "#2ca02c", "adam_mlp": "#7f7f7f"}
 
 
