@@ -213,5 +213,7 @@ IMITATION_KINDS = ("linear", "additive", "gated")
 IMITATION_INIT_STD = 0.3
 #: Weights drawn for :func:`imitate_rule`: std 0.5 keeps them inside tanh's near-linear range.
 IMITATION_WEIGHT_STD = 0.5
+#: A relative update error below this counts as "learned the rule" in the chapter's text.
+LEARNED_BELOW = 0.25
 #: Fresh samples :func:`imitate_rule` scores on.
 IMITATION_TEST_BATCH = 4096
