@@ -4,7 +4,10 @@
 #               chapter) and print where the HTML is
 #   make test   set up .venv, then: pytest, the chapter/notebook drift check, the benchmarks
 #               in smoke mode, every chapter under nbval (retraining live at the smoke preset),
-#               and a strict book build (smoke preset, shipped artifacts)
+#               a strict book build (smoke preset, shipped artifacts), and every built page
+#               loaded in headless Chromium (scripts/check_pages.py)
+#   make lab    set up .venv and start JupyterLab, where a double-click opens a chapter's .md
+#               as a notebook
 #
 # Variables: VSML_DATA (data folder, see README), VSML_PRESET (smoke | cpu | paper),
 # PYTHON (interpreter that creates the venv), VENV (its folder).
@@ -27,7 +30,7 @@ $(1) $(BUILD_BOOK) $(2) . || { echo "book build failed; running it once more (se
 endef
 CHAPTERS := $(sort $(wildcard book/[0-9]*.ipynb))
 
-.PHONY: book test setup sync assets clean
+.PHONY: book test setup sync assets clean lab
 
 book: $(STAMP) assets
 	$(call build_book_with_retry,,)
@@ -41,6 +44,7 @@ test: $(STAMP) assets
 	python scripts/benchmark_cpu.py --smoke --threads 1
 	VSML_PRESET=smoke VSML_RETRAIN=1 python -m pytest -q --nbval-lax --nbval-cell-timeout=600 -p no:cacheprovider $(CHAPTERS)
 	$(call build_book_with_retry,VSML_PRESET=smoke,--path-output _build/test)
+	python scripts/check_pages.py _build/test/_build/html
 	@echo "All tests passed; the smoke-preset book is at file://$(CURDIR)/_build/test/_build/html/index.html"
 
 setup: $(STAMP)
@@ -50,10 +54,18 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .
+	# JupyterLab from this venv opens a chapter's .md as a notebook on double-click (Jupytext).
+	mkdir -p $(VENV)/share/jupyter/lab/settings
+	cp scripts/jupyterlab/overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
+	# Commits keep chapters as `sync` writes them (.githooks/pre-commit), in a git checkout.
+	if git rev-parse --git-dir >/dev/null 2>&1; then git config core.hooksPath .githooks; fi
 	touch $@
 
 assets:
 	bash scripts/fetch_book_assets.sh
+
+lab: $(STAMP)
+	jupyter lab
 
 sync: $(STAMP)
 	python scripts/chapters.py sync

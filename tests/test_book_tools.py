@@ -1,0 +1,66 @@
+"""The book's own tools: the chapter/notebook drift check (scripts/chapters.py) and the page
+check (scripts/check_pages.py), on made-up input (no browser, no book build)."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def load(name):
+    sys.path.insert(0, str(ROOT / "scripts"))
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def chapters():
+    pytest.importorskip("jupytext")
+    return load("chapters")
+
+
+def test_a_save_without_an_edit_passes_the_drift_check_and_an_edit_does_not(chapters):
+    md = chapters.chapter_sources()[0]
+    expected = chapters.expected_files(md, chapters.repository_url())
+    md_text, nb_text = expected[md], expected[md.with_suffix(".ipynb")]
+    # What JupyterLab writes on save: a kernelspec of its own; outputs and counts in a run .ipynb.
+    saved_md = md_text.replace("display_name: Python 3\n", "display_name: Python 3 (ipykernel)\n")
+    nb = nbformat.reads(nb_text, 4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="x\n")]
+            cell.execution_count = 1
+    nb.metadata["language_info"] = {"name": "python"}
+    ipynb = md.with_suffix(".ipynb")
+    assert saved_md != md_text
+    assert chapters.cells(saved_md, md) == chapters.cells(md_text, md)
+    assert chapters.cells(nbformat.writes(nb), ipynb) == chapters.cells(nb_text, ipynb)
+    edited = md_text.replace("import vsml_lite as vl", "import vsml_lite as vsml", 1)
+    assert chapters.cells(edited, md) != chapters.cells(md_text, md)
+
+
+def test_install_cell_names_the_url_when_pip_fails(chapters):
+    source = chapters.INSTALL_SOURCE.format(url="https://example.invalid/repo")
+    compile(source, "install-cell", "exec")
+    assert "raise RuntimeError" in source and "{PACKAGE}" in source
+
+
+def test_page_check_finds_what_a_reader_would_see_broken(tmp_path):
+    check = load("check_pages")
+    (tmp_path / "ok.png").write_bytes(b"png")
+    page = tmp_path / "chapter.html"
+    good = '<div><span class="math"><mjx-container>x</mjx-container></span><img src="ok.png"></div>'
+    assert check.problems_in(good, "[1:INFO:CONSOLE(3)] \"ready\", source: x", page) == []
+    bad = ('<span class="math notranslate">\\(x^2\\)</span><mjx-merror></mjx-merror>'
+           '<p>Loading widget...</p><img src="gone.png"><img src="https://cdn.example/x.png">')
+    console = '[1:INFO:CONSOLE(7)] "Uncaught TypeError: x is undefined", source: file:///a.js (7)'
+    found = " | ".join(check.problems_in(bad, console, page))
+    for words in ("raw TeX", "MathJax error", "Loading widget", "gone.png is missing", "not on this machine",
+                  "Uncaught TypeError"):
+        assert words in found, words
