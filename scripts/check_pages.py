@@ -123,7 +123,7 @@ def main(argv=None) -> int:
     parser.add_argument("html", type=Path, help="the built book's html folder")
     args = parser.parse_args(argv)
     pages = [p for p in [args.html / "index.html", args.html / "book" / "intro.html"] if p.is_file()]
-    pages += sorted((args.html / "book").glob("[0-9]*.html"))
+    pages += sorted(p for p in (args.html / "book").glob("*.html") if p.name != "intro.html")
     if len(pages) < 2:
         print(f"check_pages: no chapter pages under {args.html}; build the book first", file=sys.stderr)
         return 1
