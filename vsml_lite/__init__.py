@@ -22,6 +22,7 @@ Modules:
     campaign the paper-scale runs, carried over many short sessions (scripts/campaign.py)
     artifacts  shipped weights + JSON records, resumable checkpoints
     claims   the paper's claims, each judged at a stated horizon (Chapters 5, 6)
+    reproduction  every chapter's result beside the paper's, from the shipped records (Chapter 7)
     validate checks of config values, tensors and file checksums (clear errors for bad input)
     viz      figures and ipywidgets explorers used by the chapters
 """
