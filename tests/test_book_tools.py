@@ -2,6 +2,7 @@
 check (scripts/check_pages.py), on made-up input (no browser, no book build)."""
 
 import importlib.util
+import re
 import sys
 from pathlib import Path
 
@@ -64,3 +65,47 @@ def test_page_check_finds_what_a_reader_would_see_broken(tmp_path):
     for words in ("raw TeX", "MathJax error", "Loading widget", "gone.png is missing", "not on this machine",
                   "Uncaught TypeError"):
         assert words in found, words
+
+
+#: Longest code line a reader sees without scrolling sideways (the page at 1280 px).
+VISIBLE_LINE = 84
+#: Cell tags that fold or remove a cell's code from the page.
+FOLDED = {"remove-cell", "hide-input", "remove-input", "hide-cell"}
+
+
+def test_visible_code_fits_the_page(chapters):
+    """Code a reader sees fits the page; cells that only assemble results text are folded
+    (hide-input), so a reader can still open them."""
+    import jupytext
+
+    too_long = []
+    for md in chapters.chapter_sources():
+        for i, cell in enumerate(jupytext.read(md).cells):
+            if cell.cell_type != "code" or FOLDED & set(cell.metadata.get("tags", [])):
+                continue
+            too_long += [f"{md.name} cell {i}: {line[:60]}..." for line in cell.source.splitlines()
+                         if len(line) > VISIBLE_LINE]
+    assert not too_long, "\n".join(too_long)
+
+
+def test_every_figure_is_numbered_and_captioned(chapters):
+    """A cell that shows a figure or an explorer is followed by its caption, "*Figure C.k...",
+    numbered in order within chapter C."""
+    import jupytext
+
+    problems = []
+    for md in chapters.chapter_sources():
+        chapter = int(md.name[:2])
+        cells, expected = jupytext.read(md).cells, 1
+        for i, cell in enumerate(cells):
+            shows = cell.cell_type == "code" and ("plt.show()" in cell.source or "explorer(" in cell.source)
+            if not shows:
+                continue
+            following = cells[i + 1].source if i + 1 < len(cells) else ""
+            number = re.match(rf"\*Figure {chapter}\.(\d+)", following)
+            if not number:
+                problems.append(f"{md.name} cell {i}: no '*Figure {chapter}.{expected}' caption after it")
+            elif int(number.group(1)) != expected:
+                problems.append(f"{md.name} cell {i}: Figure {chapter}.{number.group(1)}, expected {expected}")
+            expected += 1
+    assert not problems, "\n".join(problems)
