@@ -90,10 +90,34 @@ CPU_CLONE_BATCH, CPU_CLONE_ITERATIONS = 4096, 20_000
 PRESETS: Dict[str, Callable[[], Config]] = {"smoke": _smoke, "cpu": _cpu, "paper": _paper}
 
 
-def config_diff(cfg: Config, other: Optional[Config] = None) -> Dict[str, tuple]:
+#: Names a reader knows for settings that chapters list; any other field is shown as its name
+#: with spaces (``local_batch`` -> "local batch").
+SETTING_LABELS = {
+    "hidden_size": "LSTM cell size", "msg_size": "message size", "micro_ticks": "micro ticks per phase",
+    "lr": "Adam learning rate", "local_batch": "sub-LSTMs per step in stage local",
+    "local_iterations": "iterations of stage local", "shallow_iterations": "iterations of stage shallow",
+    "deep_gt_iterations": "iterations of stage deep_gt", "deep_own_iterations": "iterations of stage deep_own",
+    "net_groups": "learner groups per step", "net_learner_batch": "copies per learner",
+    "input_side": "input image side", "test_steps": "meta-test steps", "test_seeds": "meta-test seeds",
+    "test_learner_batch": "meta-test learner batch", "log_every": "iterations per loss-curve point",
+    "checkpoint_every": "iterations per checkpoint", "eval_every": "steps per accuracy evaluation",
+    "eval_examples": "test images per evaluation", "population": "CMA-ES population",
+    "generations": "CMA-ES generations", "inner_steps": "learner steps per evaluation",
+    "sigma0": "CMA-ES initial step size", "learner_batch": "learner copies per evaluation",
+    "diagonal": "diagonal covariance only", "population_chunk": "candidates per batched run",
+}
+
+
+def setting_label(key: str) -> str:
+    """A reader's name for the setting ``"section.field"`` or ``"field"`` (:data:`SETTING_LABELS`)."""
+    field = key.rpartition(".")[2]
+    return SETTING_LABELS.get(field, field.replace("_", " "))
+
+
+def config_diff(cfg: Config, other: Optional[Config] = None, section: Optional[str] = None) -> Dict[str, tuple]:
     """The settings where ``cfg`` differs from ``other`` (default: the preset ``cfg`` names),
     as ``{"section.field": (value in cfg, value in other)}``: what a run changed with
-    :meth:`Config.override`."""
+    :meth:`Config.override`. ``section`` keeps that section's settings only."""
     other = PRESETS[cfg.preset]() if other is None else other
 
     def flat(d, prefix=""):
@@ -103,7 +127,8 @@ def config_diff(cfg: Config, other: Optional[Config] = None) -> Dict[str, tuple]
         return out
 
     a, b = flat(cfg.to_dict()), flat(other.to_dict())
-    return {k: (a[k], b.get(k)) for k in a if a[k] != b.get(k)}
+    keep = (lambda k: k.startswith(section + ".")) if section else (lambda k: True)
+    return {k: (a[k], b.get(k)) for k in a if a[k] != b.get(k) and keep(k)}
 
 
 def get_config(preset: Optional[str] = None, **overrides: Any) -> Config:

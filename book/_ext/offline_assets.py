@@ -4,7 +4,8 @@ Jupyter Book loads MathJax, RequireJS and ``@jupyter-widgets/html-manager`` from
 default, so equations and widget snapshots vanish offline. ``scripts/fetch_book_assets.sh``
 fetches the npm packages into ``.vendor/``; when those copies are present this extension copies
 them into ``_static/`` and points the pages at them. Where a copy is absent the CDN default
-stays (and the build says so).
+stays (and the build says so). It also lets the widget manager typeset with MathJax 3
+(:data:`MATHJAX2_HUB_SHIM`).
 """
 
 from pathlib import Path
@@ -40,7 +41,31 @@ def _use_local_copies(app, config):
         logger.info("offline_assets: widget scripts from _static/")
 
 
+#: @jupyter-widgets/html-manager 1.x typesets widget labels with MathJax 2's
+#: ``MathJax.Hub.Queue``; the book loads MathJax 3, which has no ``Hub``, so every widget
+#: snapshot logged "Cannot read properties of undefined (reading 'Queue')". This gives MathJax 3
+#: a ``Hub`` whose ``Queue`` typesets with MathJax 3 (before MathJax loads, and once it has).
+MATHJAX2_HUB_SHIM = """(function () {
+  var hub = {Queue: function (job) {
+    var m = window.MathJax;
+    if (Array.isArray(job) && job[0] === "Typeset" && m && m.typesetPromise) {
+      m.typesetPromise(job[2] ? [job[2]] : undefined);
+    }
+  }};
+  var config = window.MathJax = window.MathJax || {};
+  config.Hub = hub;
+  var startup = config.startup = config.startup || {};
+  startup.ready = function () { window.MathJax.startup.defaultReady(); window.MathJax.Hub = hub; };
+})();"""
+
+
+def _add_mathjax2_hub(app, pagename, templatename, context, doctree):
+    """After sphinx.ext.mathjax has set ``window.MathJax`` (priority 500), before MathJax loads."""
+    app.builder.add_js_file("", body=MATHJAX2_HUB_SHIM)
+
+
 def setup(app):
     # priority < 500: run before myst-nb reads nb_ipywidgets_js at builder-inited
     app.connect("config-inited", _use_local_copies, priority=400)
+    app.connect("html-page-context", _add_mathjax2_hub, priority=600)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

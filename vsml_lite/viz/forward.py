@@ -30,10 +30,10 @@ def plot_forward_clone_lines(lstm, cfg, bias: float = 0.0, weights=FIGURE4_WEIGH
             y = cloning.predict(lstm, x, wv, bv, cfg.forward_cloning.ticks)
         ax.plot(x, y, color=color, lw=2, label=f"w = {w:g}")
         ax.plot(x, cloning.target(x, wv, bv), color=color, lw=1.2, ls="--")
-    ax.set_xlabel("input x")
-    ax.set_ylabel("output (solid: sub-LSTM, dashed: tanh(x)·w + b)")
-    ax.set_title(f"Forward computation, b = {bias:g}")
-    ax.legend(fontsize=7, ncol=2)
+    ax.set_xlabel("input x", fontsize=11)
+    ax.set_ylabel("output (solid: sub-LSTM,\ndashed: tanh(x)·w + b)", fontsize=11)
+    ax.set_title(f"Forward computation, b = {bias:g}", fontsize=11)
+    ax.legend(fontsize=10, ncol=2)
     ax.grid(alpha=0.3)
     return ax.figure
 
@@ -52,9 +52,9 @@ def plot_forward_clone_error(lstm, cfg, bias: float = 0.0, x_max: Optional[float
     im = ax.imshow(err.T.numpy(), origin="lower", aspect="auto", cmap="viridis", vmin=0, vmax=vmax,
                    extent=(xs[0].item(), xs[-1].item(), ws[0].item(), ws[-1].item()))
     ax.figure.colorbar(im, ax=ax, label="|output - target|")
-    ax.set_xlabel("input x")
-    ax.set_ylabel("stored weight w")
-    ax.set_title(f"Error, b = {bias:g}: mean {err.mean():.3f}, max {err.max():.3f}")
+    ax.set_xlabel("input x", fontsize=11)
+    ax.set_ylabel("stored weight w", fontsize=11)
+    ax.set_title(f"Error, b = {bias:g}: mean {err.mean():.3f}, max {err.max():.3f}", fontsize=11)
     return ax.figure
 
 
@@ -62,7 +62,7 @@ def plot_figure4(lstm, cfg, bias: float = 0.0, x_max: Optional[float] = None):
     """Both panels of Figure 4 side by side. Returns the Figure."""
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11.5, 4.2))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.4))
     plot_forward_clone_lines(lstm, cfg, bias=bias, x_max=x_max, ax=left)
     plot_forward_clone_error(lstm, cfg, bias=bias, x_max=x_max, ax=right)
     fig.tight_layout()

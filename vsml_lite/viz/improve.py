@@ -15,9 +15,10 @@ def plot_search(history: dict, ax=None):
     the CMA-ES mean and of the starting clone on that generation's task, the best candidate,
     and the step size sigma (right axis)."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     if ax is None:
-        _, ax = plt.subplots(figsize=(6.5, 3.4))
+        _, ax = plt.subplots(figsize=(6.5, 4.2))
     g = history["generation"]
     ax.plot(g, history["clone_loss"], color=IMPROVE_COLORS["clone"], label="starting clone")
     ax.plot(g, history["mean_loss"], color=IMPROVE_COLORS["improved"], label="CMA-ES mean")
@@ -30,7 +31,10 @@ def plot_search(history: dict, ax=None):
     right.set_ylabel("σ")
     lines = ax.get_legend_handles_labels()
     more = right.get_legend_handles_labels()
-    ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=8)
+    # Below the axes, so it never covers the curves; generations are whole numbers.
+    ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=10, ncol=2, loc="upper center",
+              bbox_to_anchor=(0.5, -0.22))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.figure.tight_layout()
     return ax.figure
 
