@@ -124,14 +124,24 @@ def run_llr(xs: torch.Tensor, targets: torch.Tensor, w0: torch.Tensor, rule: Rul
     Returns:
         ``(outputs [T, ..., B], weights [T + 1, ..., A, B])`` (``weights[0]`` is ``w0``).
     """
+    return run_stream(lambda x, target, w: llr_step(x, w, target, rule, eta, sigma), xs, targets, w0)
+
+
+def run_stream(step: Callable, xs: torch.Tensor, targets: torch.Tensor, start: torch.Tensor):
+    """Run ``step(x, target, v) -> (output, v)`` over a stream from ``v = start``; the one loop
+    behind :func:`run_llr` and :func:`vsml_lite.fastweights.run_vs`.
+
+    Returns:
+        ``(outputs [T, ...], values [T + 1, ...])`` (``values[0]`` is ``start``).
+    """
     if xs.shape[0] != targets.shape[0]:
         raise ValueError(f"xs has {xs.shape[0]} steps and targets {targets.shape[0]}; they must match")
-    w, ys, ws = w0, [], [w0]
+    v, ys, vs = start, [], [start]
     for x, target in zip(xs, targets):
-        y, w = llr_step(x, w, target, rule, eta, sigma)
+        y, v = step(x, target, v)
         ys.append(y)
-        ws.append(w)
-    return torch.stack(ys), torch.stack(ws)
+        vs.append(v)
+    return torch.stack(ys), torch.stack(vs)
 
 
 class LearnedRule(nn.Module):

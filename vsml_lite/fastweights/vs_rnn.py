@@ -36,7 +36,7 @@ from typing import Dict, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from .rules import activation, check_rule
+from .rules import activation, check_rule, run_stream
 
 #: Gate activations by name, for :func:`gated_tick` (``identity`` for exact constructions).
 GATE_ACTIVATIONS = {"identity": lambda z: z, "sigmoid": torch.sigmoid, "tanh": torch.tanh}
@@ -182,14 +182,7 @@ def run_vs(layer: VSLayer, xs: torch.Tensor, targets: torch.Tensor, s0: torch.Te
     Returns:
         ``(outputs [T, ..., B], states [T + 1, ..., A, B, N])``.
     """
-    if xs.shape[0] != targets.shape[0]:
-        raise ValueError(f"xs has {xs.shape[0]} steps and targets {targets.shape[0]}; they must match")
-    s, ys, states = s0, [], [s0]
-    for x, target in zip(xs, targets):
-        y, s = vs_step(layer, s, x, target, ticks, sigma)
-        ys.append(y)
-        states.append(s)
-    return torch.stack(ys), torch.stack(states)
+    return run_stream(lambda x, target, s: vs_step(layer, s, x, target, ticks, sigma), xs, targets, s0)
 
 
 def construct_rule(rule: str, eta: float, ticks: Optional[int] = None, dtype=torch.float64) -> VSLayer:
