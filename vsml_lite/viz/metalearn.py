@@ -110,7 +110,7 @@ def plot_inside_step(trace: dict, step: int, dim: int, side: int, show: Sequence
     lim = float(spec[:, :, cols].abs().max()) or 1.0
     for ax, j in zip(axes, cols):
         ax.imshow(spec[step, :, j].reshape(side, side).numpy(), cmap="RdBu_r", vmin=-lim, vmax=lim)
-        ax.set_title(f"unit {units[j]}, dim {dim}, step {step}", fontsize=9)
+        ax.set_title(f"unit {units[j]}, step {step}", fontsize=10)
         ax.set_xticks([])
         ax.set_yticks([])
     bars = axes[len(cols)]
@@ -119,9 +119,9 @@ def plot_inside_step(trace: dict, step: int, dim: int, side: int, show: Sequence
         label = int(trace["labels"][step - 1])
         colors = ["#2ca02c" if k == label else "#1f77b4" for k in range(len(p))]
         bars.bar(np.arange(len(p)), p, color=colors)
-        bars.set_title(f"prediction at step {step} (label {label} green)", fontsize=9)
+        bars.set_title(f"prediction (label {label}: green)", fontsize=10)
     else:
-        bars.set_title("no input yet", fontsize=9)
+        bars.set_title("no input yet", fontsize=10)
     bars.set_ylim(0, 1)
     bars.set_xticks(range(10))
     acc = axes[len(cols) + 1]
@@ -130,7 +130,7 @@ def plot_inside_step(trace: dict, step: int, dim: int, side: int, show: Sequence
         acc.axvline(step, color="k", lw=0.8)
     acc.set_ylim(0, 100)
     acc.set_xlabel("step")
-    acc.set_title("accuracy over all previous inputs (%)", fontsize=9)
+    acc.set_title("accuracy so far (%)", fontsize=10)
     acc.grid(alpha=0.3)
     axes[0].figure.tight_layout()
     return axes[0].figure
@@ -141,7 +141,7 @@ def plot_inside_snapshots(trace: dict, steps: Sequence[int], dim: int, side: int
     one row each."""
     import matplotlib.pyplot as plt
 
-    fig = plt.figure(figsize=(2.3 * len(show) + 7.0, 2.5 * len(steps)))
+    fig = plt.figure(figsize=(7.5, 2.1 * len(steps)))  # about the page's width: text stays legible
     grid = fig.add_gridspec(len(steps), len(show) + 2, width_ratios=[1] * len(show) + [1.5, 1.8])
     for r, s in enumerate(steps):
         plot_inside_step(trace, s, dim, side, show,
@@ -151,10 +151,11 @@ def plot_inside_snapshots(trace: dict, steps: Sequence[int], dim: int, side: int
 
 
 def plot_templates(trace: dict, dim: int, side: int, ax_rows=None):
-    """Top: the average image of each class in the stream, minus the average of all images.
-    Bottom: the unit-specific part of cell dimension ``dim`` of each output unit's column at
-    the end of the stream, multiplied by -1 where that dimension correlates negatively with
-    the images (the sign is the network's convention). Beside them, the correlation of the two for every dimension
+    """For each class, in rows of :data:`TEMPLATE_COLUMNS`: the average image of the class in the
+    stream minus the average of all images ("images"), above the unit-specific part of cell
+    dimension ``dim`` of that output unit's column at the end of the stream ("state"),
+    multiplied by -1 where that dimension correlates negatively with the images (the sign is
+    the network's convention). Below, the correlation of the two for every dimension
     (:func:`vsml_lite.metalearn.template_correlation`)."""
     import matplotlib.pyplot as plt
     import numpy as np
@@ -166,31 +167,41 @@ def plot_templates(trace: dict, dim: int, side: int, ax_rows=None):
     sign = -1.0 if r[dim] < 0 else 1.0  # draw the state with the sign that matches the images
     spec = sign * unit_specific(trace["cells"][-1])[..., dim]  # [A, U]
     images, labels = trace["images"], trace["labels"]
-    fig = plt.figure(figsize=(1.3 * len(units) + 3.6, 3.0))
-    grid = fig.add_gridspec(2, len(units) + 1, width_ratios=[1] * len(units) + [2.6])
+    # Two rows of classes (images above states), then the correlations: 7 inches wide, so the
+    # page shows the text at about its size (see TEMPLATE_COLUMNS).
+    columns = TEMPLATE_COLUMNS
+    rows = -(-len(units) // columns)
+    fig = plt.figure(figsize=(7.0, 2.9 * rows + 2.4))
+    grid = fig.add_gridspec(2 * rows + 1, columns, height_ratios=[1] * (2 * rows) + [1.6])
     overall = images.mean(0)
     for j, u in enumerate(units):
-        top, bottom = fig.add_subplot(grid[0, j]), fig.add_subplot(grid[1, j])
+        row, col = divmod(j, columns)
+        top, bottom = fig.add_subplot(grid[2 * row, col]), fig.add_subplot(grid[2 * row + 1, col])
         seen = labels == u
         if seen.any():
             t = (images[seen].mean(0) - overall).reshape(side, side).numpy()
             top.imshow(t, cmap="RdBu_r", vmin=-np.abs(t).max(), vmax=np.abs(t).max())
         v = spec[:, j].reshape(side, side).numpy()
         bottom.imshow(v, cmap="RdBu_r", vmin=-np.abs(v).max(), vmax=np.abs(v).max())
-        top.set_title(f"class {u}" + ("" if seen.any() else " (unseen)"), fontsize=8)
+        top.set_title(f"class {u}" + ("" if seen.any() else " (unseen)"), fontsize=10)
         for a in (top, bottom):
             a.set_xticks([])
             a.set_yticks([])
-    fig.axes[0].set_ylabel("images", fontsize=8)
-    fig.axes[1].set_ylabel(f"state, dim {dim}" + (" (× −1)" if sign < 0 else ""), fontsize=8)
-    bars = fig.add_subplot(grid[:, -1])
+        if col == 0:
+            top.set_ylabel("images", fontsize=10)
+            bottom.set_ylabel(f"state, dim {dim}" + (" (× −1)" if sign < 0 else ""), fontsize=10)
+    bars = fig.add_subplot(grid[-1, :])
     bars.bar(np.arange(len(r)), r, color=["#d62728" if k == dim else "#1f77b4" for k in range(len(r))])
     bars.axhline(0, color="k", lw=0.6)
     bars.set_ylim(-1, 1)
-    bars.set_xlabel("cell dimension")
-    bars.set_title("correlation with class images", fontsize=9)
+    bars.set_xlabel("cell dimension", fontsize=10)
+    bars.set_title("correlation of each cell dimension with the class images (red: drawn above)", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+#: Classes per row in :func:`plot_templates` (two rows of five keep the figure 7 inches wide).
+TEMPLATE_COLUMNS = 5
 
 
 def inside_explorer(trace: dict, side: int, dim: int = 0, show: Sequence[int] = (0, 1, 7)):
