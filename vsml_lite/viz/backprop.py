@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
-from .common import band, figure_explorer, smoothed
+from .common import PAGE_WIDTH, band, figure_explorer, smoothed
 
 #: Colours of the cloned learner and of plain SGD in the learning-curve figures.
 CLONE_COLOR, SGD_COLOR = "#1f77b4", "#7f7f7f"
@@ -51,7 +51,7 @@ def plot_learning_curves(curves: dict, title: str = "", axes=None, paper_accurac
     import matplotlib.pyplot as plt
 
     if axes is None:
-        fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.3))
+        fig, axes = plt.subplots(1, 2, figsize=(PAGE_WIDTH, 3.3))
     acc_ax, loss_ax = axes
     ev = [int(s) for s in curves["eval_steps"]]
     band(acc_ax, ev, curves["clone_test_accuracy"], CLONE_COLOR, "cloned backprop (VS Meta RNN)")
@@ -80,7 +80,7 @@ def plot_learning_curve_grid(learning_curves: dict, keys: Sequence[str], paper: 
     """One row of :func:`plot_learning_curves` per run key (``clone/dataset/arrangement``)."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(len(keys), 2, figsize=(9.0, 3.0 * len(keys)), squeeze=False)
+    fig, axes = plt.subplots(len(keys), 2, figsize=(PAGE_WIDTH, 3.0 * len(keys)), squeeze=False)
     for row, key in zip(axes, keys):
         clone, dataset, arch = key.split("/")
         ref = (paper or {}).get((dataset, arch)) if clone == "curriculum" else None
@@ -95,8 +95,12 @@ def plot_fidelity_scatter(pairs: dict, ax_row=None):
     import matplotlib.pyplot as plt
     import numpy as np
 
-    if ax_row is None:
-        _, ax_row = plt.subplots(1, len(pairs), figsize=(3.2 * len(pairs), 3.2))
+    if ax_row is None:  # two panels per row, so the figure spans the page, not more
+        rows = -(-len(pairs) // 2)
+        _, grid = plt.subplots(rows, 2, figsize=(PAGE_WIDTH, 3.2 * rows), squeeze=False)
+        ax_row = grid.ravel()
+        for spare in ax_row[len(pairs):]:
+            spare.set_visible(False)
     for ax, (name, (c, t)) in zip(np.atleast_1d(ax_row), pairs.items()):
         c, t = np.asarray(c).ravel(), np.asarray(t).ravel()
         ax.scatter(t, c, s=3, alpha=0.4)
@@ -138,7 +142,7 @@ def plot_hold_drift(drifts: dict, ax=None):
     import matplotlib.pyplot as plt
 
     if ax is None:
-        _, ax = plt.subplots(1, len(drifts), figsize=(4.5 * len(drifts), 3.2), squeeze=False)
+        _, ax = plt.subplots(1, len(drifts), figsize=(PAGE_WIDTH, 3.2), squeeze=False)
         ax = ax[0]
     for a, (name, d) in zip(ax, drifts.items()):
         for j, w in enumerate(d["weights"].tolist()):
@@ -161,7 +165,7 @@ def plot_update_response(responses: dict, axes=None):
     import numpy as np
 
     if axes is None:
-        _, axes = plt.subplots(1, len(responses), figsize=(4.6 * len(responses), 3.6), squeeze=False)
+        _, axes = plt.subplots(1, len(responses), figsize=(PAGE_WIDTH, 3.6), squeeze=False)
         axes = axes[0]
     for ax, (name, r) in zip(np.atleast_1d(axes), responses.items()):
         x = r["x"].numpy()

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from typing import Sequence
 
+#: Width in inches of a figure that spans the page. The book's content column is about 675 px
+#: at 1280 px and figures are drawn at 100 dpi, so a 7.5 in figure shows at 0.9 of its size
+#: and matplotlib's 10 pt text at about 9 pt (issue 17's floor); wider figures shrink their text.
+PAGE_WIDTH = 7.5
 #: Steps averaged into one point of a plotted training-loss curve.
 LOSS_SMOOTHING = 10
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Dict, Sequence
 
-from .common import figure_explorer
+from .common import PAGE_WIDTH, figure_explorer
 
 #: Plot labels of the construction's state units (:data:`vsml_lite.fastweights.UNIT_NAMES`).
 UNIT_LABELS = ("$w_{ab}$", "$x_a$", "$x_a w_{ab}$", "$x_b^2$", "$x_b$")
@@ -28,28 +28,29 @@ def plot_weights_in_states(rule: str, A: int = 4, B: int = 3, steps: int = 30, s
     trace = trace_rule(rule, A, B, steps, eta, seed)
     w, s = trace["weights"][step], trace["states"][step, ..., WEIGHT_UNIT]
     lim = max(float(trace["weights"].abs().max()), 1e-9)
-    fig, axes = plt.subplots(1, 3, figsize=(10, 4.2), gridspec_kw={"width_ratios": [1, 1, 1.6]})
-    fig.subplots_adjust(bottom=0.33, wspace=0.35)
-    for ax, m, title in ((axes[0], w, "explicit network: $w_{ab}$"), (axes[1], s, "VS Meta RNN: $s_{ab0}$")):
+    # Two rows, so the figure spans the page and no more: the weights above, the units below.
+    fig = plt.figure(figsize=(PAGE_WIDTH, 6.6))
+    grid = fig.add_gridspec(2, 2, height_ratios=[1, 1.1], hspace=0.55, wspace=0.3)
+    heat = [fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1])]
+    for ax, m, title in ((heat[0], w, "explicit network: $w_{ab}$"), (heat[1], s, "VS Meta RNN: $s_{ab0}$")):
         im = ax.imshow(m.numpy(), cmap="RdBu_r", vmin=-lim, vmax=lim)
         ax.set_title(title, fontsize=11)
         ax.set_xlabel("b", fontsize=10)
         ax.set_ylabel("a", fontsize=10)
         ax.set_xticks(range(B), [str(b + 1) for b in range(B)])
         ax.set_yticks(range(A), [str(a + 1) for a in range(A)])
-    fig.colorbar(im, ax=axes[:2], shrink=0.8)
-    ax = axes[2]
+    fig.colorbar(im, ax=heat, shrink=0.9)
+    ax = fig.add_subplot(grid[1, :])
     t = range(steps + 1)
     for k, label in enumerate(UNIT_LABELS):
         ax.plot(t, trace["states"][:, 0, 0, k].numpy(), label=label, linewidth=2.2 if k == WEIGHT_UNIT else 1.2)
     ax.plot(t, trace["weights"][:, 0, 0].numpy(), "k:", linewidth=2, label="explicit $w_{11}$")
     ax.axvline(step, color="gray", linewidth=0.8)
     ax.set_xlabel("step t", fontsize=10)
-    ax.set_title("state units of sub-RNN (1, 1) after each step", fontsize=11)
-    ax.legend(fontsize=9, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.2))
     diff = float((trace["states"][..., WEIGHT_UNIT] - trace["weights"]).abs().max())
-    axes[0].text(0, -0.42, f"{rule} rule, step {step}; largest $|s_{{ab0}} - w_{{ab}}|$ over the run: {diff:.1e}",
-                 transform=axes[0].transAxes, fontsize=10)
+    ax.set_title(f"state units of sub-RNN (1, 1); {rule} rule, step {step}; "
+                 f"largest $|s_{{ab0}} - w_{{ab}}|$: {diff:.1e}", fontsize=10)
+    ax.legend(fontsize=9, ncol=1, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return fig
 
 
@@ -114,7 +115,7 @@ def plot_rule_surface(rule, eta: float, span: float = 2.0, points: int = 41):
         learned = rule(xa, zero, zero, R)
     delta = eta * xa * R
     lim = float(max(learned.abs().max(), delta.abs().max()))
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.8))
+    fig, axes = plt.subplots(1, 2, figsize=(PAGE_WIDTH, 3.4))
     fig.subplots_adjust(wspace=0.4)
     for ax, m, title in ((axes[0], delta, f"delta rule: $\\eta x_a R_b$ (η = {eta:g})"),
                          (axes[1], learned, r"learned rule $f_\theta(x_a, 0, 0, R_b)$")):

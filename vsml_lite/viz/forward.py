@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
-from .common import figure_explorer
+from .common import PAGE_WIDTH, figure_explorer
 
 #: Weights drawn as lines in Figure 4 (left).
 FIGURE4_WEIGHTS = (-2.0, -1.0, -0.5, 0.5, 1.0, 2.0)
@@ -62,7 +62,7 @@ def plot_figure4(lstm, cfg, bias: float = 0.0, x_max: Optional[float] = None):
     """Both panels of Figure 4 side by side. Returns the Figure."""
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.4))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(PAGE_WIDTH, 3.8))
     plot_forward_clone_lines(lstm, cfg, bias=bias, x_max=x_max, ax=left)
     plot_forward_clone_error(lstm, cfg, bias=bias, x_max=x_max, ax=right)
     fig.tight_layout()

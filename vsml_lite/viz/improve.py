@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
-from .common import LOSS_SMOOTHING, band, figure_explorer, smoothed
+from .common import PAGE_WIDTH, LOSS_SMOOTHING, band, figure_explorer, smoothed
 
 #: Colour of each learner in Chapter 6's figures.
 IMPROVE_COLORS = {"clone": "#1f77b4", "improved": "#ff7f0e", "sgd": "#7f7f7f"}
@@ -52,7 +52,7 @@ def plot_figure9(curves: dict, steps: dict, learners=("clone", "improved", "sgd"
     from ..improve import LABELS
 
     if axes is None:
-        _, axes = plt.subplots(len(datasets), 2, figsize=(10, 3.2 * len(datasets)), squeeze=False)
+        _, axes = plt.subplots(len(datasets), 2, figsize=(PAGE_WIDTH, 3.2 * len(datasets)), squeeze=False)
     names = {"mnist": "MNIST (searched on)", "fashion_mnist": "Fashion-MNIST (never seen)"}
     for row, ds in zip(axes, datasets):
         for name in learners:

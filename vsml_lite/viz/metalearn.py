@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
-from .common import band, figure_explorer
+from .common import PAGE_WIDTH, band, figure_explorer
 
 #: Colour of each model in Chapter 5's figures.
 META_COLORS = {"vsml": "#1f77b4", "meta_rnn": "#ff7f0e", "adam_linear": "#2ca02c", "adam_mlp": "#7f7f7f"}
@@ -19,7 +19,7 @@ def plot_meta_training(curves: dict, ax=None):
     from ..metalearn import LABELS
 
     if ax is None:
-        _, ax = plt.subplots(1, 2, figsize=(10, 3.4))
+        _, ax = plt.subplots(1, 2, figsize=(PAGE_WIDTH, 3.4))
     for name, c in curves.items():
         color = META_COLORS.get(name)
         ax[0].plot(c["steps"], c["loss"], color=color, label=LABELS.get(name, name))
@@ -45,7 +45,7 @@ def plot_figure6(curves: dict, models: Sequence[str], datasets=("mnist", "fashio
     from ..metalearn import LABELS
 
     if axes is None:
-        _, axes = plt.subplots(1, len(datasets), figsize=(5.2 * len(datasets), 3.6), squeeze=False)
+        _, axes = plt.subplots(1, len(datasets), figsize=(PAGE_WIDTH, 3.6), squeeze=False)
         axes = axes[0]
     titles = {"mnist": "MNIST (meta-training distribution)", "fashion_mnist": "Fashion-MNIST (unseen)"}
     for ax, ds in zip(axes, datasets):
@@ -104,7 +104,7 @@ def plot_inside_step(trace: dict, step: int, dim: int, side: int, show: Sequence
     T = trace["probs"].shape[0]
     step = int(min(max(step, 0), T))
     if axes is None:
-        fig = plt.figure(figsize=(2.3 * len(cols) + 7.0, 2.7))
+        fig = plt.figure(figsize=(PAGE_WIDTH, 2.4))
         grid = fig.add_gridspec(1, len(cols) + 2, width_ratios=[1] * len(cols) + [1.5, 1.8])
         axes = [fig.add_subplot(grid[0, k]) for k in range(len(cols) + 2)]
     lim = float(spec[:, :, cols].abs().max()) or 1.0
@@ -141,7 +141,7 @@ def plot_inside_snapshots(trace: dict, steps: Sequence[int], dim: int, side: int
     one row each."""
     import matplotlib.pyplot as plt
 
-    fig = plt.figure(figsize=(7.5, 2.1 * len(steps)))  # about the page's width: text stays legible
+    fig = plt.figure(figsize=(PAGE_WIDTH, 2.1 * len(steps)))
     grid = fig.add_gridspec(len(steps), len(show) + 2, width_ratios=[1] * len(show) + [1.5, 1.8])
     for r, s in enumerate(steps):
         plot_inside_step(trace, s, dim, side, show,
