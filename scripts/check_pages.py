@@ -74,7 +74,8 @@ class _Page(HTMLParser):
 def chromium() -> str:
     path = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
     if not path:
-        sys.exit("check_pages: Chromium not found (Debian: apt install chromium; or set $CHROMIUM)")
+        print("check_pages: Chromium not found (Debian: apt install chromium; or set $CHROMIUM)", file=sys.stderr)
+        sys.exit(2)  # the exit status the module docstring promises
     return path
 
 

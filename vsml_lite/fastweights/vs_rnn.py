@@ -237,39 +237,34 @@ def construct_rule(rule: str, eta: float, ticks: Optional[int] = None, dtype=tor
 def equality_check(rule: str, eta: float, A: int, B: int, steps: int, generator: torch.Generator,
                    ticks: Optional[int] = None, sigma: str = "identity") -> Dict[str, float]:
     """Run the explicit network (Eqs. 9-11) and its VS Meta RNN construction on one random
-    stream and report the largest differences of outputs and weights (float64).
+    stream (:func:`trace_rule`) and report the largest differences of outputs and weights.
 
     Returns:
         ``{"rule", "ticks", "output_error", "weight_error", "weight_scale"}``.
     """
-    from .rules import run_llr
-
     ticks = TICKS_NEEDED[rule] if ticks is None else ticks
-    xs = torch.randn(steps, A, generator=generator, dtype=torch.float64)
-    targets = torch.randn(steps, B, generator=generator, dtype=torch.float64)
-    w0 = torch.randn(A, B, generator=generator, dtype=torch.float64) * A ** -0.5
-    ys, ws = run_llr(xs, targets, w0, rule, eta, sigma)
-    layer = construct_rule(rule, eta, ticks=max(ticks, TICKS_NEEDED[rule]))
-    vys, states = run_vs(layer, xs, targets, initial_state(w0, layer.state_size), ticks, sigma)
-    return {"rule": rule, "ticks": ticks, "output_error": (vys - ys).abs().max().item(),
-            "weight_error": (states[..., WEIGHT_UNIT] - ws).abs().max().item(),
+    trace = trace_rule(rule, A, B, steps, eta, sigma=sigma, ticks=ticks, generator=generator)
+    ws = trace["weights"]
+    return {"rule": rule, "ticks": ticks, "output_error": (trace["vs_outputs"] - trace["outputs"]).abs().max().item(),
+            "weight_error": (trace["states"][..., WEIGHT_UNIT] - ws).abs().max().item(),
             "weight_scale": ws.abs().max().item()}
 
 
-
-def trace_rule(rule: str, A: int, B: int, steps: int, eta: float, seed: int = 0,
-               sigma: str = "tanh") -> Dict[str, torch.Tensor]:
-    """One random stream run by the explicit network and by its construction (float64), for the
-    chapter's explorer: ``{"xs" [T, A], "weights" [T + 1, A, B], "states" [T + 1, A, B, N],
-    "outputs" and "vs_outputs" [T, B]}``."""
+def trace_rule(rule: str, A: int, B: int, steps: int, eta: float, seed: int = 0, sigma: str = "tanh",
+               ticks: Optional[int] = None, generator: Optional[torch.Generator] = None) -> Dict[str, torch.Tensor]:
+    """One random stream (from ``generator``, else seeded with ``seed``) run by the explicit
+    network and by its construction, ``ticks`` per step (default :data:`TICKS_NEEDED`; fewer
+    runs the construction for the needed ticks with too few), in float64: ``{"xs" [T, A],
+    "weights" [T + 1, A, B], "states" [T + 1, A, B, N], "outputs" and "vs_outputs" [T, B]}``."""
     from .rules import run_llr
 
-    g = torch.Generator().manual_seed(seed)
+    g = torch.Generator().manual_seed(seed) if generator is None else generator
+    ticks = TICKS_NEEDED[rule] if ticks is None else ticks
     xs = torch.randn(steps, A, generator=g, dtype=torch.float64)
     targets = torch.randn(steps, B, generator=g, dtype=torch.float64)
     w0 = torch.randn(A, B, generator=g, dtype=torch.float64) * A ** -0.5
     ys, ws = run_llr(xs, targets, w0, rule, eta, sigma)
-    layer = construct_rule(rule, eta)
+    layer = construct_rule(rule, eta, ticks=max(ticks, TICKS_NEEDED[rule]))
     with torch.no_grad():
-        vys, states = run_vs(layer, xs, targets, initial_state(w0, layer.state_size), TICKS_NEEDED[rule], sigma)
+        vys, states = run_vs(layer, xs, targets, initial_state(w0, layer.state_size), ticks, sigma)
     return {"xs": xs, "weights": ws, "states": states, "outputs": ys, "vs_outputs": vys}
