@@ -408,7 +408,7 @@ def test_update_loss_weighs_weights_and_biases_as_asked():
     torch.testing.assert_close(both, (l1(read[0][0] / 0.5, target[0][0] / 0.5) + l1(read[0][1] / 0.5, target[0][1] / 0.5)) / 2)
 
 
-def test_cloning_can_start_from_chapter_2s_forward_clone():
+def test_cloning_can_start_from_chapter_2s_forward_clone(data_root):  # the task loads MNIST
     """``init_forward_clone`` starts V_M from the shipped forward clone: the same sub-LSTM."""
     cfg = _cfg(**{"backprop_cloning.init_forward_clone": "cpu", "backprop_cloning.hidden_size": 32,
                   "backprop_cloning.msg_size": 8})

@@ -111,3 +111,13 @@ def test_every_figure_is_numbered_and_captioned(chapters):
                 problems.append(f"{md.name} cell {i}: Figure {chapter}.{number.group(1)}, expected {expected}")
             expected += 1
     assert not problems, "\n".join(problems)
+
+
+def test_figures_drawn_in_a_chapter_span_the_page_and_no_more(chapters):
+    """The package's figures are checked for legible text (tests/test_figure_text.py); a
+    figure a chapter lays out itself takes its width from ``vl.viz.PAGE_WIDTH``, so its text
+    is not shrunk on the page."""
+    sizes = [(md.name, m.group(0)) for md in chapters.chapter_sources()
+             for m in re.finditer(r"figsize=\(([^,]+),", md.read_text())
+             if m.group(1).strip() != "vl.viz.PAGE_WIDTH"]
+    assert not sizes, sizes

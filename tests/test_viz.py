@@ -24,7 +24,7 @@ def test_markdown_table_formats_and_escapes_pipes():
 
 def test_w_tilde_heat_map_counts_cases_in_legend():
     fig = vl.viz.plot_w_tilde_cases(3, 2, highlight="W")
-    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
     # A = 3, N = 2: 27 C-blocks (3 of them C+W), 9 W-blocks (3 of them C+W), 4 entries a block
     assert labels == ["0 (192)", "C (96)", "W (24)", "C+W (12)"]
     with pytest.raises(ValueError, match="highlight must be"):
@@ -46,7 +46,7 @@ def test_chapter3_figures_draw_from_recorded_curves():
     cloning_curves = {"iteration": [10, 20, 30, 40], "stage": ["local", "local", "shallow", "deep_own"],
                       "forward": [3.0, 2.0, 1.5, 1.0], "backward": [2.0, 1.0, 0.8, 0.5], "update": [1.0, 0.5, 0.4, 0.3]}
     fig = vl.viz.plot_cloning_curves(cloning_curves)
-    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
     assert "stage shallow" in labels and "weight updates" in labels
     plt.close(fig)
     S, T = 3, 20

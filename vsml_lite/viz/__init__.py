@@ -11,9 +11,13 @@ importable from ``vsml_lite.viz`` directly.
 
 from .common import (
     LOSS_SMOOTHING,
+    MIN_TEXT_PT,
+    PAGE_WIDTH,
     band,
     figure_explorer,
     markdown_table,
+    shown_text_sizes,
+    small_text,
     smoothed,
 )
 from .equations import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
-from .common import PAGE_WIDTH, band, figure_explorer, smoothed
+from .common import PAGE_WIDTH, band, figure_explorer, legend_below, smoothed
 
 #: Colours of the cloned learner and of plain SGD in the learning-curve figures.
 CLONE_COLOR, SGD_COLOR = "#1f77b4", "#7f7f7f"
@@ -18,7 +18,7 @@ def plot_cloning_curves(curves: dict, ax=None):
     import matplotlib.pyplot as plt
 
     if ax is None:
-        _, ax = plt.subplots(figsize=(7.5, 3.6))
+        _, ax = plt.subplots(figsize=(PAGE_WIDTH, 3.6))
     from matplotlib.patches import Patch
 
     its, stages = curves["iteration"], curves["stage"]
@@ -36,18 +36,20 @@ def plot_cloning_curves(curves: dict, ax=None):
     ax.set_yscale("log")
     ax.set_xlabel("cloning iteration (Adam step)")
     ax.set_ylabel("Smooth L1 loss")
-    ax.legend(handles=handles, fontsize=7, ncol=2)
     ax.grid(alpha=0.3, which="both")
     ax.figure.tight_layout()
+    legend_below(ax.figure, handles, ncol=4)
     return ax.figure
 
 
 
 
-def plot_learning_curves(curves: dict, title: str = "", axes=None, paper_accuracy: Optional[float] = None):
+def plot_learning_curves(curves: dict, title: str = "", axes=None, paper_accuracy: Optional[float] = None,
+                         legend: bool = True):
     """Test accuracy and training loss against learner step, cloned learner versus SGD, mean ±
     std over seeds (the layout of Figures 5, 7, 8, 9). ``curves`` is one run's entry of the
-    artifact's ``learning_curves`` (tensors ``clone_test_accuracy [S, P]``, ...)."""
+    artifact's ``learning_curves`` (tensors ``clone_test_accuracy [S, P]``, ...); ``legend``:
+    put the legend below the figure (a grid of runs puts one below all of them)."""
     import matplotlib.pyplot as plt
 
     if axes is None:
@@ -69,10 +71,11 @@ def plot_learning_curves(curves: dict, title: str = "", axes=None, paper_accurac
     loss_ax.set_ylabel("training loss (cross-entropy)")
     for ax in axes:
         ax.grid(alpha=0.3)
-    acc_ax.legend(fontsize=7, loc="lower right")
     if title:
         acc_ax.set_title(title, fontsize=10, loc="left")
     acc_ax.figure.tight_layout()
+    if legend:
+        legend_below(acc_ax.figure)
     return acc_ax.figure
 
 
@@ -84,8 +87,9 @@ def plot_learning_curve_grid(learning_curves: dict, keys: Sequence[str], paper: 
     for row, key in zip(axes, keys):
         clone, dataset, arch = key.split("/")
         ref = (paper or {}).get((dataset, arch)) if clone == "curriculum" else None
-        plot_learning_curves(learning_curves[key], title=key, axes=row, paper_accuracy=ref)
+        plot_learning_curves(learning_curves[key], title=key, axes=row, paper_accuracy=ref, legend=False)
     fig.tight_layout()
+    legend_below(fig, max((row[0].get_legend_handles_labels()[0] for row in axes), key=len))
     return fig
 
 
@@ -152,8 +156,8 @@ def plot_hold_drift(drifts: dict, ax=None):
         a.set_ylabel("weight held / weight at start")
         a.set_title(name, fontsize=10)
         a.grid(alpha=0.3)
-    ax[0].legend(fontsize=7)
     ax[0].figure.tight_layout()
+    legend_below(ax[0].figure, ncol=3)
     return ax[0].figure
 
 
@@ -177,7 +181,7 @@ def plot_update_response(responses: dict, axes=None):
         ax.set_ylabel("weight change / (-η e)")
         ax.set_title(f"{name} clone", fontsize=10)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
     fig = np.atleast_1d(axes)[0].figure
     fig.tight_layout()
+    legend_below(fig, ncol=3)
     return fig

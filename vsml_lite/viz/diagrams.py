@@ -8,6 +8,7 @@ heat-map (:data:`~vsml_lite.viz.equations.CASE_COLORS`: C red, W blue, C+W purpl
 from __future__ import annotations
 
 from ..vanilla import CASE_C, CASE_CW, CASE_W, CASE_ZERO, w_tilde_cases
+from .common import PAGE_WIDTH
 from .equations import CASE_COLORS, plot_w_tilde_cases
 
 #: Text size of every label in these diagrams (points; legible at page width).
@@ -70,7 +71,7 @@ def plot_figure1(A: int = 3, N: int = 3, target=(1, 2)):
     of the connection from neuron a to neuron b."""
     import matplotlib.pyplot as plt
 
-    fig = plt.figure(figsize=(10, 9))
+    fig = plt.figure(figsize=(PAGE_WIDTH, 7.2))
     grid = fig.add_gridspec(2, 2)
     axes = [fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[1, :]), fig.add_subplot(grid[0, 1])]
     ax = axes[0]
@@ -80,7 +81,7 @@ def plot_figure1(A: int = 3, N: int = 3, target=(1, 2)):
     ta, tb = target
     for (a, b), (x, y) in pos.items():
         _box(ax, x, y, 1.1, 0.8, f"({a + 1},{b + 1})", units=N, color="#fff4e6" if (a, b) == target else "white")
-        _arrow(ax, (x + 0.45, y + 0.4), (x + 0.2, y + 0.42), color=CASE_COLORS[CASE_W], rad=-1.6, width=1.0)
+        _arrow(ax, (x + 0.55, y + 0.15), (x + 0.55, y - 0.2), color=CASE_COLORS[CASE_W], rad=-1.4, width=1.0)
     for (c, d), (x, y) in pos.items():
         if cases[c, d, ta, tb] in (CASE_C, CASE_CW) and (c, d) != target:
             tx, ty = pos[target]
@@ -118,16 +119,18 @@ def plot_figure2():
     (Eq. 10, green); (b) the weight moved into the state of a small RNN whose recurrence does both."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+    fig, axes = plt.subplots(1, 2, figsize=(PAGE_WIDTH, 3.6))
     ax = axes[0]
-    _axes(ax, (-0.5, 6.5), (-1.6, 2.6))
+    _axes(ax, (-0.5, 6.5), (-1.6, 3.0))
     _neuron(ax, 0.4, 1.2, "$x_a$", r=0.45)
     _neuron(ax, 5.6, 1.2, "$x_b$", r=0.45)
     ax.add_patch(plt.Rectangle((2.6, 0.95), 0.8, 0.5, facecolor=WEIGHT_COLOR, edgecolor="black"))
     ax.text(3.0, 1.2, "$w_{ab}$", ha="center", va="center", fontsize=FONT)
     _arrow(ax, (0.85, 1.2), (2.6, 1.2), FORWARD_COLOR)
-    _arrow(ax, (3.4, 1.2), (5.15, 1.2), FORWARD_COLOR, label=r"$\sigma(\sum_a x_a w_{ab})$", label_at=0.5)
-    ax.text(3.0, 2.2, "forward computation (Eq. 9)", ha="center", color=FORWARD_COLOR, fontsize=FONT)
+    _arrow(ax, (3.4, 1.2), (5.15, 1.2), FORWARD_COLOR)
+    ax.text(4.4, 1.75, r"$\sigma(\sum_a x_a w_{ab})$", ha="center", va="center", color=FORWARD_COLOR,
+            fontsize=FONT)
+    ax.text(3.0, 2.65, "forward computation (Eq. 9)", ha="center", color=FORWARD_COLOR, fontsize=FONT)
     ax.add_patch(plt.Rectangle((2.4, -1.2), 1.2, 0.7, facecolor="#e5f5e0", edgecolor=RULE_COLOR, linewidth=1.5))
     ax.text(3.0, -0.85, r"$f_\theta$", ha="center", va="center", fontsize=FONT + 1, color=RULE_COLOR)
     _arrow(ax, (0.6, 0.75), (2.4, -0.75), RULE_COLOR, rad=0.2)
@@ -136,17 +139,19 @@ def plot_figure2():
     ax.text(3.0, -1.5, "update rule (Eqs. 10, 11)", ha="center", color=RULE_COLOR, fontsize=FONT)
     ax.set_title("(a) a weight and its learning rule", fontsize=FONT + 1)
     ax = axes[1]
-    _axes(ax, (-0.5, 6.5), (-1.6, 2.6))
+    _axes(ax, (-0.5, 7.1), (-1.6, 3.0))
     _box(ax, 3.0, 0.6, 2.6, 1.6, "sub-RNN (a, b)", color="#f7f7f7", units=3,
          unit_colors={0: WEIGHT_COLOR})
     ax.text(2.13, -0.15, "$w$", ha="center", va="center", fontsize=FONT)
-    _arrow(ax, (3.9, 1.4), (2.1, 1.4), "black", rad=0.9, width=1.0)
-    ax.text(3.0, 2.15, "recurrence: forward computation and update", ha="center", fontsize=FONT)
+    _arrow(ax, (3.9, 1.4), (2.1, 1.4), "black", rad=0.7, width=1.0)
+    ax.text(3.0, 2.65, "recurrence: forward computation and update", ha="center", fontsize=FONT)
     _neuron(ax, 0.2, 0.6, "$x_a$", r=0.45)
-    _neuron(ax, 5.8, 0.6, "$x_b$", r=0.45)
+    _neuron(ax, 6.55, 0.6, "$x_b$", r=0.45)
     _arrow(ax, (0.65, 0.6), (1.7, 0.6), FORWARD_COLOR, label="C", label_at=0.45)
-    _arrow(ax, (4.3, 0.4), (5.35, 0.4), FORWARD_COLOR, label="message", label_at=0.5)
-    _arrow(ax, (5.5, 0.2), (4.3, -0.2), BACKWARD_COLOR, rad=-0.3, label="$x_b, R$ (U)", label_at=0.5)
+    _arrow(ax, (4.3, 0.75), (6.1, 0.75), FORWARD_COLOR)
+    ax.text(5.2, 1.1, "message", ha="center", va="center", color=FORWARD_COLOR, fontsize=FONT)
+    _arrow(ax, (6.2, 0.2), (4.3, -0.1), BACKWARD_COLOR, rad=-0.2)
+    ax.text(5.3, -0.45, "$x_b, R$ (U)", ha="center", va="center", color=BACKWARD_COLOR, fontsize=FONT)
     ax.text(3.0, -1.2, "duplicate this RNN for every (a, b)\nand connect the copies: Eq. 3",
             ha="center", va="center", fontsize=FONT)
     ax.set_title("(b) the weight as the state of an RNN", fontsize=FONT + 1)
@@ -161,7 +166,7 @@ def plot_figure3(A: int = 3, B: int = 2):
     every sub-RNN): ``Δw_ab = -η tanh(x_a) e_b``."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(9, 5.2))
+    fig, ax = plt.subplots(figsize=(PAGE_WIDTH, 4.6))
     _axes(ax, (-2.6, B * 2.0 + 2.4), (-2.3, A * 1.3 + 1.4))
     pos = {(a, b): (b * 2.0 + 0.8, (A - 1 - a) * 1.3 + 0.5) for a in range(A) for b in range(B)}
     for (a, b), (x, y) in pos.items():
@@ -193,7 +198,7 @@ def plot_figure10(N: int = 4):
     A = 2
     cases = block_cases(A)
     names = [(a, b) for a in range(A) for b in range(A)]
-    fig = plt.figure(figsize=(10, 9.5))
+    fig = plt.figure(figsize=(PAGE_WIDTH, 7.4))
     grid = fig.add_gridspec(2, 2)
     axes = [fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1]), fig.add_subplot(grid[1, :])]
     ax = axes[0]

@@ -11,7 +11,7 @@ from ..vanilla import (
     count_meta_variables,
     w_tilde_cases,
 )
-from .common import figure_explorer
+from .common import PAGE_WIDTH, figure_explorer, legend_below
 
 #: Colour of each Eq. 4 case, in code order (0, C, W, C+W).
 CASE_COLORS = ("#f2f2f2", "#d62728", "#1f77b4", "#9467bd")
@@ -46,9 +46,9 @@ def plot_w_tilde_cases(A: int, N: int, highlight: Optional[str] = None, ax=None)
     if highlight not in (None, "all"):
         keep = CASE_NAMES.index(highlight)
         colors = [c if k == keep else DIMMED_COLOR for k, c in enumerate(colors)]
-    if ax is None:
-        size = min(7.0, 3.0 + 0.12 * codes.shape[0])
-        _, ax = plt.subplots(figsize=(size + 1.8, size))
+    if ax is None:  # the heat map grows with W̃ up to the page width; the legend sits below
+        size = min(PAGE_WIDTH - 1.5, 3.5 + 0.12 * codes.shape[0])
+        _, ax = plt.subplots(figsize=(size + 1.0, size + 1.0))
     ax.imshow(codes, cmap=ListedColormap(colors), vmin=-0.5, vmax=len(CASE_NAMES) - 0.5,
               interpolation="nearest")
     n = codes.shape[0]
@@ -58,19 +58,17 @@ def plot_w_tilde_cases(A: int, N: int, highlight: Optional[str] = None, ax=None)
         ax.axvline(k * N - 0.5, color="k", lw=width)
     ticks = [k * N + (N - 1) / 2 for k in range(A * A)]
     labels = [f"{k // A},{k % A}" for k in range(A * A)]
-    ax.set_xticks(ticks, labels, fontsize=7, rotation=90)
-    ax.set_yticks(ticks, labels, fontsize=7)
+    ax.set_xticks(ticks, labels, rotation=90)
+    ax.set_yticks(ticks, labels)
     ax.set_xlabel("receiver sub-RNN (a, b); N units j each")
     ax.set_ylabel("sender sub-RNN (c, d); N units i each")
     counts = {name: int((codes == k).sum()) for k, name in enumerate(CASE_NAMES)}
-    ax.set_title(f"W̃ for A = B = {A}, N = {N}: {n}×{n} entries, "
-                 f"{n * n - counts['0']} non-zero, all built from the {2 * N * N} numbers in W and C",
-                 fontsize=9)
+    ax.set_title(f"W̃ for A = B = {A}, N = {N}: {n}×{n} entries, {n * n - counts['0']} non-zero,\n"
+                 f"all built from the {2 * N * N} numbers in W and C", fontsize=10)
     handles = [Patch(color=colors[k], label=f"{name} ({counts[name]})")
                for k, name in enumerate(CASE_NAMES)]
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8,
-              title="Eq. 4 case", title_fontsize=8)
     ax.figure.tight_layout()
+    legend_below(ax.figure, handles, ncol=4).set_title("Eq. 4 case (entries)")
     return ax.figure
 
 
@@ -85,7 +83,7 @@ def plot_variable_counts(A_values: Sequence[int], N: int, ax=None):
 
     A_values = list(A_values)
     if ax is None:
-        _, ax = plt.subplots(figsize=(6.5, 4.0))
+        _, ax = plt.subplots(figsize=(PAGE_WIDTH - 1.0, 4.0))
     vm = [count_meta_variables(N) for _ in A_values]
     vl_ = [count_learned_variables(A, N) for A in A_values]
     dense = [count_equivalent_meta_rnn_variables(A, N) for A in A_values]
@@ -98,7 +96,7 @@ def plot_variable_counts(A_values: Sequence[int], N: int, ax=None):
     ax.set_ylabel("number of variables")
     ax.set_title(f"Variable sharing, N = {N}")
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend()
     ax.figure.tight_layout()
     return ax.figure
 

@@ -48,9 +48,9 @@ def plot_weights_in_states(rule: str, A: int = 4, B: int = 3, steps: int = 30, s
     ax.axvline(step, color="gray", linewidth=0.8)
     ax.set_xlabel("step t", fontsize=10)
     diff = float((trace["states"][..., WEIGHT_UNIT] - trace["weights"]).abs().max())
-    ax.set_title(f"state units of sub-RNN (1, 1); {rule} rule, step {step}; "
+    ax.set_title(f"state units of sub-RNN (1, 1); {rule} rule, step {step};\n"
                  f"largest $|s_{{ab0}} - w_{{ab}}|$: {diff:.1e}", fontsize=10)
-    ax.legend(fontsize=9, ncol=1, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    ax.legend(ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
     return fig
 
 

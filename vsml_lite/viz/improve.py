@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
-from .common import PAGE_WIDTH, LOSS_SMOOTHING, band, figure_explorer, smoothed
+from .common import PAGE_WIDTH, LOSS_SMOOTHING, band, figure_explorer, legend_below, smoothed
 
 #: Colour of each learner in Chapter 6's figures.
 IMPROVE_COLORS = {"clone": "#1f77b4", "improved": "#ff7f0e", "sgd": "#7f7f7f"}
@@ -69,8 +69,8 @@ def plot_figure9(curves: dict, steps: dict, learners=("clone", "improved", "sgd"
             a.set_title(names.get(ds, ds), fontsize=10)
             a.set_xlabel("learner step")
             a.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=8)
     axes[0][0].figure.tight_layout()
+    legend_below(axes[0][0].figure, ncol=3)
     return axes[0][0].figure
 
 

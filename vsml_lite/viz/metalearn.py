@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
-from .common import PAGE_WIDTH, band, figure_explorer
+from .common import PAGE_WIDTH, band, figure_explorer, legend_below
 
 #: Colour of each model in Chapter 5's figures.
 META_COLORS = {"vsml": "#1f77b4", "meta_rnn": "#ff7f0e", "adam_linear": "#2ca02c", "adam_mlp": "#7f7f7f"}
@@ -29,8 +29,8 @@ def plot_meta_training(curves: dict, ax=None):
     for a in ax:
         a.set_xlabel("meta-training iteration")
         a.grid(alpha=0.3)
-    ax[0].legend(fontsize=8)
     ax[0].figure.tight_layout()
+    legend_below(ax[0].figure, ncol=2)
     return ax[0].figure
 
 
@@ -59,8 +59,8 @@ def plot_figure6(curves: dict, models: Sequence[str], datasets=("mnist", "fashio
         ax.set_xlabel("step (one image per step)")
         ax.set_ylabel("accuracy over all previous inputs (%)")
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
     axes[0].figure.tight_layout()
+    legend_below(axes[0].figure, ncol=2)
     return axes[0].figure
 
 
@@ -82,8 +82,8 @@ def plot_lr_search(lr_search: dict, ax=None):
     ax.set_xlabel("Adam learning rate")
     ax.set_ylabel("accuracy, MNIST training streams (%)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
     ax.figure.tight_layout()
+    legend_below(ax.figure, ncol=2)
     return ax.figure
 
 
