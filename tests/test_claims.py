@@ -5,7 +5,7 @@ import pytest
 import vsml_lite as vl
 from vsml_lite import claims, improve
 from vsml_lite import metalearn as ml
-from vsml_lite.claims import Verdict
+from vsml_lite.claims import Verdict, summary
 
 
 def test_headline_counts_each_horizon_and_never_only_the_first():
@@ -64,3 +64,13 @@ def test_figure6_claims_are_judged_at_200_and_at_the_end_of_the_stream():
     assert [v["holds"] for v in out] == [True, True, True, False, False, True]
     assert claims.headline(claims.from_dicts(out)) == \
         "3 of 3 claims hold over the first 200 steps; 1 of 3 hold over the first 2,000 steps"
+
+
+def test_summary_lists_each_horizon_with_its_count_and_numbers():
+    v = [Verdict("A is faster early.", "the first 50 steps", "A 0.9, B 1.1", True),
+         Verdict("A ends where B ends.", "all 500 steps", "A 19%, B 56%", False),
+         Verdict("A is not worse.", "all 500 steps", "A 60%, B 61%", True)]
+    text = summary(v)
+    assert text.startswith("Over the first 50 steps, 1 of 1 claims holds:\n\n- **holds**: A is faster early (A 0.9")
+    assert "Over all 500 steps, 1 of 2 claims holds:" in text
+    assert "- **does not hold**: A ends where B ends (A 19%, B 56%)." in text

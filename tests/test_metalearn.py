@@ -184,7 +184,9 @@ def test_claims_are_decided_by_the_numbers():
     bad = {**good, ("vsml", "fashion_mnist"): 0.62, ("adam_mlp", "fashion_mnist"): 0.65}
     claims = ml.check_claims(ml.results_table(_fake_evaluation(bad), cfg), cfg)
     assert [c["holds"] for c in claims] == [True, False, True]
-    assert "VSML 62.0% vs best online Adam 65.0%" in claims[1]["measured"]
+    assert claims[1]["measured"] == "VSML 62.0%, the better online Adam 65.0%"
+    assert claims[2]["measured"] == ("from MNIST to Fashion-MNIST, the Meta RNN's accuracy falls 60.0 "
+                                     "points and VSML's falls 18.0 points")
     assert all(not k.startswith("_") for r in ml.public_rows(rows) for k in r)
 
 

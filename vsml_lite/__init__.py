@@ -45,6 +45,7 @@ from .config import (
 from .presets import PRESETS, config_diff, get_config
 from .data import (
     DATA_ENV_VAR,
+    DATASET_NAMES,
     DATASETS,
     INPUT_DIM,
     NORMALIZATION,
@@ -101,6 +102,7 @@ __all__ = [
     "CASE_ZERO",
     "Config",
     "DATASETS",
+    "DATASET_NAMES",
     "DATA_ENV_VAR",
     "DEFAULT_PRESET",
     "DataConfig",

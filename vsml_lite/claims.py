@@ -69,6 +69,27 @@ def headline(verdicts: Sequence[Verdict]) -> str:
     return "; ".join(parts)
 
 
+def summary(verdicts: Sequence[Verdict]) -> str:
+    """The verdicts as Markdown for a reader: per horizon, how many claims hold, then each
+    claim with its verdict and the numbers that decide it.
+
+    Example:
+        >>> print(summary([Verdict("A is faster.", "the first 50 steps", "A 0.9, B 1.1", True)]))
+        Over the first 50 steps, 1 of 1 claims holds:
+        <BLANKLINE>
+        - **holds**: A is faster (A 0.9, B 1.1).
+    """
+    blocks = []
+    for h in horizons(verdicts):
+        at = [v for v in verdicts if v.horizon == h]
+        held = sum(v.holds for v in at)
+        lines = [f"Over {h}, {held} of {len(at)} claims {'holds' if held == 1 else 'hold'}:", ""]
+        lines += [f"- **{'holds' if v.holds else 'does not hold'}**: {v.claim.rstrip('.')} ({v.measured})."
+                  for v in at]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
 def table(verdicts: Sequence[Verdict], figure: str) -> List[Dict[str, str]]:
     """Rows for a Markdown table: the claim, its horizon, the numbers and the verdict."""
     return [{f"the paper's claim ({figure})": v.claim, "judged over": v.horizon, "measured here": v.measured,

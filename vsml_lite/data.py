@@ -40,6 +40,8 @@ DEFAULT_DATA_ROOT = Path("~/.cache/vsml_lite/data")
 
 #: Canonical dataset name -> torchvision class name (also its folder under the root).
 DATASETS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
+#: How the book names each dataset in prose and tables.
+DATASET_NAMES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST"}
 #: Per-pixel mean and standard deviation of each *training* split, pixels scaled to [0, 1].
 #: Inputs are standardised with them so that both datasets reach the network on the same
 #: scale (``tests/test_data.py`` recomputes them from the files).

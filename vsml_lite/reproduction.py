@@ -18,6 +18,7 @@ from . import cloning, improve
 from . import metalearn as ml
 from .artifacts import load_artifact, pretrained_path
 from .claims import from_dicts
+from .data import DATASET_NAMES
 
 #: Verdicts, from the strongest: an identity checked to rounding, a claim that holds at the
 #: record's scale, a claim that does not.
@@ -32,7 +33,6 @@ FORWARD_ERROR_FRACTION = 0.1
 #: The labels of the shipped artifacts each chapter shows (the README says which command made each).
 SHIPPED = {cloning.KIND: "cpu", bp.KIND: "gpu", ml.KIND: "cpu", improve.KIND: "cpu"}
 #: Dataset names as a reader knows them.
-DATASET_NAMES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST"}
 
 
 def _exact_rows() -> List[Dict[str, str]]:

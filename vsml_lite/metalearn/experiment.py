@@ -119,13 +119,18 @@ def check_claims(rows: List[Dict[str, object]], cfg: Config) -> List[Dict[str, o
         for ds, claim in (("mnist", CLAIMS[0]), ("fashion_mnist", CLAIMS[1])):
             adam = max(by[b][f"_{ds}@{T}"] for b in BASELINES)
             vsml = by["vsml"][f"_{ds}@{T}"]
-            out.append(Verdict(claim, horizon, f"VSML {100 * vsml:.1f}% vs best online Adam {100 * adam:.1f}%",
-                               vsml > adam))
+            out.append(Verdict(claim, horizon, f"VSML {100 * vsml:.1f}%, the better online Adam "
+                               f"{100 * adam:.1f}%", vsml > adam))
         drop = {k: by[k][f"_mnist@{T}"] - by[k][f"_fashion_mnist@{T}"] for k in MODELS}
-        out.append(Verdict(CLAIMS[2], horizon, f"MNIST minus Fashion-MNIST accuracy: Meta RNN "
-                           f"{100 * drop['meta_rnn']:+.1f} points, VSML {100 * drop['vsml']:+.1f}",
+        out.append(Verdict(CLAIMS[2], horizon, f"from MNIST to Fashion-MNIST, the Meta RNN's accuracy "
+                           f"{_change(drop['meta_rnn'])} and VSML's {_change(drop['vsml'])}",
                            drop["meta_rnn"] > drop["vsml"]))
     return [v.to_dict() for v in out]
+
+
+def _change(drop: float) -> str:
+    """A fall in accuracy (a fraction) as words: "falls 1.5 points" or "rises 1.1 points"."""
+    return f"{'falls' if drop > 0 else 'rises'} {100 * abs(drop):.1f} points"
 
 
 def public_rows(rows: List[Dict[str, object]]) -> List[Dict[str, object]]:
