@@ -13,7 +13,12 @@ version, meta-training time and peak memory, online Adam's learning-rate search,
 table and the three claims of Figure 6). Meta-training checkpoints to <out>.<model>.ckpt; an
 interrupted run (Ctrl-C, SIGTERM) resumes when started again with the same arguments.
 --reevaluate keeps the learners of an existing artifact and redoes only the meta-test, the
-baselines and the memory probe (e.g. after widening the learning-rate grid of online Adam).
+baselines and the memory probe (e.g. after widening the learning-rate grid of online Adam);
+--add-model MODEL (with --reevaluate) first meta-trains a model the artifact lacks, with the
+artifact's settings, e.g. the paper's fixed-label Meta RNN beside older learners:
+
+    python scripts/train_meta_learning.py --preset cpu --reevaluate --add-model meta_rnn_fixed \
+        --out vsml_lite/pretrained/meta_learning_cpu
 Under torchrun every process unrolls its share of each batch of episodes and the
 meta-gradients are summed (gloo on CPUs, NCCL on GPUs); rank 0 evaluates and writes.
 """
@@ -33,7 +38,11 @@ def main(argv=None) -> int:
     parser.add_argument("--reevaluate", action="store_true",
                         help="keep the meta-trained learners of the existing artifact and run only the "
                              "meta-test, baselines and memory probe again with this config")
+    parser.add_argument("--add-model", action="append", default=[], choices=ml.MODELS,
+                        help="with --reevaluate: meta-train this model (absent from the artifact) first")
     args = parser.parse_args(argv)
+    if args.add_model and not args.reevaluate:
+        parser.error("--add-model adds to an existing artifact: use it with --reevaluate")
 
     vl.distributed.init_distributed_from_env()
     rank, world = vl.distributed.distributed_context()
@@ -47,7 +56,7 @@ def main(argv=None) -> int:
     print(f"meta-learning from scratch, preset {cfg.preset}: {m.input_side}x{m.input_side} inputs, "
           f"{m.iterations} iterations of {m.meta_batch} episodes x {m.episode_length} steps, "
           f"device {vl.get_device(cfg.device)}, {world} process(es)")
-    path = ml.reevaluate(cfg, out) if args.reevaluate else ml.train_and_save(cfg, out)
+    path = ml.reevaluate(cfg, out, train=args.add_model) if args.reevaluate else ml.train_and_save(cfg, out)
     if path is None:  # a helper process of torchrun: rank 0 reports
         return 0
     meta = vl.load_artifact(path).meta["metrics"]
@@ -56,7 +65,7 @@ def main(argv=None) -> int:
               f"|V_M| = {r['V_M']:,}, |V_L| = {r['V_L']:,}")
     print(f"meta-gradient memory (one batch, fresh process): {meta['memory']}")
     print(vl.viz.markdown_table(ml.public_rows(meta["results"])))
-    print(vl.viz.markdown_table(meta["claims"]))
+    print(vl.claims.summary(vl.claims.from_dicts(meta["claims"])))
     print(f"wrote {path.with_suffix('.pt')} and .json")
     return 0
 

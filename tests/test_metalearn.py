@@ -164,6 +164,33 @@ def test_meta_test_computes_no_gradient():
     assert out["accuracy"].shape == (5, 2) and not out["loss"].requires_grad
 
 
+def test_the_papers_meta_rnn_reads_the_previous_label_and_keeps_labels_fixed():
+    """The official code's Meta RNN reads [x_t, e_{t-1}, onehot(label_{t-1})] and meta-trains on
+    the datasets' own labels; the permuted-label one reads [x_t, e_{t-1}]."""
+    cfg = _cfg()
+    learner = ml.build_learner(cfg, "meta_rnn_fixed")
+    assert learner.feedback_size == 20 and ml.build_learner(cfg, "meta_rnn").feedback_size == 10
+    seen, real = [], learner.step
+
+    def spy(state, x, error, state_clip=None):
+        seen.append(error.clone())
+        return real(state, x, error, state_clip)
+
+    data = _data()
+    images, labels = data.images[:3, None], data.labels[:3, None]  # [T, 1, A], [T, 1]
+    logits, _, last = ml.unroll(learner, images, labels, learner.initial_state(1), step=spy)
+    assert torch.equal(seen[0], torch.zeros(1, 20))
+    for t in (1, 2):
+        onehot = torch.nn.functional.one_hot(labels[t - 1], 10).float()
+        torch.testing.assert_close(seen[t][:, 10:], onehot)
+        torch.testing.assert_close(seen[t][:, :10], torch.softmax(logits[t - 1], -1) - onehot)
+    assert last.shape == (1, 20)
+    with pytest.raises(ValueError, match="the error and the label"):
+        learner.step(learner.initial_state(1), images[0], torch.zeros(1, 10))
+    assert ml.MetaTrainingTask(cfg, "meta_rnn_fixed", data).permute is False
+    assert ml.MetaTrainingTask(cfg, "meta_rnn", data).permute is True  # as meta_learning.permute_labels says
+
+
 def _fake_evaluation(acc):
     """An evaluation whose accuracy curves are constant: ``acc[(model, dataset)]``."""
     curves = {f"{k[0]}/{k[1]}": {"accuracy": torch.full((10, 3), v), "loss": torch.zeros(10, 3)}
@@ -174,9 +201,10 @@ def _fake_evaluation(acc):
 
 def test_claims_are_decided_by_the_numbers():
     cfg = _cfg(**{"meta_learning.episode_length": 5, "meta_learning.test_steps": 10})
-    good = {("vsml", "mnist"): 0.8, ("vsml", "fashion_mnist"): 0.7, ("meta_rnn", "mnist"): 0.9,
-            ("meta_rnn", "fashion_mnist"): 0.3, ("adam_linear", "mnist"): 0.6,
-            ("adam_linear", "fashion_mnist"): 0.6, ("adam_mlp", "mnist"): 0.5, ("adam_mlp", "fashion_mnist"): 0.65}
+    good = {("vsml", "mnist"): 0.8, ("vsml", "fashion_mnist"): 0.7, ("meta_rnn_fixed", "mnist"): 0.9,
+            ("meta_rnn_fixed", "fashion_mnist"): 0.3, ("meta_rnn", "mnist"): 0.1, ("meta_rnn", "fashion_mnist"): 0.1,
+            ("adam_linear", "mnist"): 0.6, ("adam_linear", "fashion_mnist"): 0.6, ("adam_mlp", "mnist"): 0.5,
+            ("adam_mlp", "fashion_mnist"): 0.65}
     rows = ml.results_table(_fake_evaluation(good), cfg)
     assert [r["model"] for r in rows] == [ml.LABELS[k] for k in (*ml.MODELS, *ml.BASELINES)]
     assert rows[0]["mnist @5"] == "80.0 ± 0.0%"
@@ -185,8 +213,13 @@ def test_claims_are_decided_by_the_numbers():
     claims = ml.check_claims(ml.results_table(_fake_evaluation(bad), cfg), cfg)
     assert [c["holds"] for c in claims] == [True, False, True]
     assert claims[1]["measured"] == "VSML 62.0%, the better online Adam 65.0%"
-    assert claims[2]["measured"] == ("from MNIST to Fashion-MNIST, the Meta RNN's accuracy falls 60.0 "
-                                     "points and VSML's falls 18.0 points")
+    # the overfitting claim is judged on the paper's Meta RNN (fixed labels) ...
+    assert claims[2]["measured"] == ("from MNIST to Fashion-MNIST, the fixed-label Meta RNN's accuracy "
+                                     "falls 60.0 points and VSML's falls 18.0 points")
+    # ... and on the permuted-label one in records made before the paper's existed
+    old = {k: v for k, v in good.items() if k[0] != "meta_rnn_fixed"}
+    claims = ml.check_claims(ml.results_table(_fake_evaluation(old), cfg), cfg)
+    assert claims[2]["holds"] is False and "permuted-label Meta RNN's accuracy does not change" in claims[2]["measured"]
     assert all(not k.startswith("_") for r in ml.public_rows(rows) for k in r)
 
 
@@ -253,15 +286,22 @@ def test_end_to_end_smoke_artifact(tmp_path, data_root):
 
 def test_reevaluate_keeps_the_learners_and_refuses_other_training(tmp_path, data_root):
     cfg = vl.get_config("smoke").override({"device": "cpu"})
-    path = ml.train_and_save(cfg, tmp_path / "ml", progress=False)
+    old_models = ("vsml", "meta_rnn")  # an artifact made before the fixed-label Meta RNN existed
+    path = ml.train_and_save(cfg, tmp_path / "ml", progress=False, models=old_models)
     before = vl.load_artifact(path)
     wider = cfg.override({"meta_learning.adam_lrs": (1e-3, 1e-2, 1e-1), "meta_learning.test_steps": 20})
-    ml.reevaluate(wider, path, progress=False)
+    ml.reevaluate(wider, path, progress=False, train=("meta_rnn_fixed",))
     after = vl.load_artifact(path)
-    for name in ml.MODELS:
+    for name in old_models:
         for k, v in before.tensors["learners"][name].items():
             torch.testing.assert_close(after.tensors["learners"][name][k], v, rtol=0, atol=0)
-    assert after.meta["curves"] == before.meta["curves"]
+        assert after.meta["curves"][name] == before.meta["curves"][name]
+    assert list(after.tensors["learners"]) == list(ml.MODELS)  # the added model, meta-trained, in order
+    assert len(after.meta["curves"]["meta_rnn_fixed"]["steps"]) > 0
+    assert "fixed-label Meta RNN" in after.meta["metrics"]["claims"][2]["measured"]
+    assert not list(tmp_path.glob("*.ckpt"))
+    with pytest.raises(ValueError, match="cannot add meta_rnn_fixed"):
+        ml.reevaluate(wider, path, progress=False, train=("meta_rnn_fixed",))
     assert after.meta["code_version"] == before.meta["code_version"]
     assert set(after.meta["metrics"]["lr_search"]["adam_linear"]["scores"]) == {"0.001", "0.01", "0.1"}
     assert after.tensors["curves"]["vsml/mnist"]["accuracy"].shape[0] == 20

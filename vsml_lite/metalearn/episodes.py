@@ -12,7 +12,8 @@ from torch.utils.checkpoint import checkpoint as _checkpoint
 
 from ..data import NUM_CLASSES, OnlineStream, TensorData
 from ..device import make_generator, to_device
-from ..network import LayerState, cross_entropy_error
+from ..network import LayerState
+from .learners import feedback, feedback_size
 
 
 def flatten_state(state) -> List[torch.Tensor]:
@@ -33,32 +34,33 @@ def unroll(learner: nn.Module, images: torch.Tensor, labels: torch.Tensor, state
            state_clip: Optional[float] = None, chunk: int = 0, error: Optional[torch.Tensor] = None,
            step: Optional[Callable] = None):
     """Run ``learner`` online over an episode: step ``t`` sees ``images[t]`` and the error of
-    step ``t - 1`` (zeros at ``t = 0``).
+    step ``t - 1`` (zeros at ``t = 0``), with the label of step ``t - 1`` for a learner that
+    reads labels (:func:`~vsml_lite.metalearn.learners.feedback`).
 
     Args:
         images: ``[T, n, A]``; labels: ``[T, n]`` (the labels only enter through the errors).
         state: the learner's state for ``n`` copies (from ``initial_state``).
         chunk: when gradients are enabled and ``chunk > 0``, checkpoint every ``chunk`` steps
             (see the module docstring); the result is the same.
-        error: the error entering step 0 (default zeros).
+        error: the feedback entering step 0 (default zeros).
         step: what runs one step (default ``learner.step``; a compiled version of it, see
             :class:`vsml_lite.compiled.Step`).
 
     Returns:
-        ``(logits [T, n, C], final state, final error [n, C])``.
+        ``(logits [T, n, C], final state, final feedback [n, F])``.
     """
     T, n = labels.shape
     if images.dim() != 3 or images.shape[:2] != (T, n):
         raise ValueError(f"images must have shape [T, n, A] = [{T}, {n}, A], got {list(images.shape)}")
     if error is None:
-        error = images.new_zeros(n, NUM_CLASSES)
+        error = images.new_zeros(n, feedback_size(learner))
     step = learner.step if step is None else step
 
     def run(lo: int, hi: int, err: torch.Tensor, *flat: torch.Tensor):
         st, ys = unflatten_state(state, flat), []
         for t in range(lo, hi):
             st, y = step(st, images[t], err, state_clip=state_clip)
-            err = cross_entropy_error(y, labels[t])  # fed back at the next step
+            err = feedback(learner, y, labels[t])  # read at the next step
             ys.append(y)
         return (torch.stack(ys), err, *flatten_state(st))
 

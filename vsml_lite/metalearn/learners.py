@@ -14,17 +14,24 @@ from torch import nn
 from ..config import Config
 from ..data import NUM_CLASSES
 from ..device import get_device
-from ..network import VSMLNetwork
+from ..network import VSMLNetwork, cross_entropy_error
 from ..validate import check_state_clip
 
-#: The meta-learned models, in the order the chapter shows them.
-MODELS = ("vsml", "meta_rnn")
+#: The meta-learned models, in the order the chapter shows them: the VSML network; the Meta RNN
+#: as the paper's official code runs it (fixed labels, reading ``[x, e, previous label]``);
+#: and the book's earlier Meta RNN (labels permuted per episode, reading ``[x, e]``), kept as
+#: an ablation.
+MODELS = ("vsml", "meta_rnn_fixed", "meta_rnn")
+#: Models meta-trained on the datasets' own labels whatever ``permute_labels`` says: the
+#: official code does not permute, and the paper's Meta RNN overfits to exactly that mapping.
+FIXED_LABEL_MODELS = ("meta_rnn_fixed",)
 
 
 class MetaRNN(nn.Module):
-    """One LSTM that reads ``[x_t, e_{t-1}]`` and outputs ``y_t`` through a linear readout:
-    the standard Meta RNN. Its V_L is the LSTM's ``(h, c)`` (``2 · hidden`` numbers); its
-    V_M, the LSTM and readout weights, grows with ``hidden²`` and with the input size.
+    """One LSTM that reads ``[x_t, e_{t-1}]`` (or ``[x_t, e_{t-1}, onehot(label_{t-1})]``) and
+    outputs ``y_t`` through a linear readout: the standard Meta RNN. Its V_L is the LSTM's
+    ``(h, c)`` (``2 · hidden`` numbers); its V_M, the LSTM and readout weights, grows with
+    ``hidden²`` and with the input size.
 
     Args:
         input_size: pixels per image.
@@ -34,12 +41,16 @@ class MetaRNN(nn.Module):
         init_rand_fraction: fraction of the fresh cell vector drawn at random (std
             ``1/sqrt(hidden)``), as :meth:`VSMLNetwork.initial_state` does.
         num_classes: output units.
+        label_input: also read the previous step's label (one-hot), as the official code's
+            Meta RNN does (``models.py``, ``MetaRNN``); the feedback it gets is then
+            ``[e, onehot(label)]`` (:meth:`feedback`).
         generator: seeds the meta variables.
     """
 
     def __init__(self, input_size: int, hidden_size: int = 128, micro_ticks: int = 2,
                  output_bound: Optional[float] = 100.0, init_rand_fraction: float = 0.5,
-                 num_classes: int = NUM_CLASSES, generator: Optional[torch.Generator] = None) -> None:
+                 num_classes: int = NUM_CLASSES, label_input: bool = False,
+                 generator: Optional[torch.Generator] = None) -> None:
         super().__init__()
         if min(input_size, hidden_size, micro_ticks, num_classes) < 1:
             raise ValueError(f"need positive sizes, got input {input_size}, hidden {hidden_size}, "
@@ -47,7 +58,10 @@ class MetaRNN(nn.Module):
         self.input_size, self.num_classes = input_size, num_classes
         self.hidden_size, self.micro_ticks = hidden_size, micro_ticks
         self.output_bound, self.init_rand_fraction = output_bound, init_rand_fraction
-        self.cell = nn.LSTMCell(input_size + num_classes, hidden_size)
+        self.label_input = label_input
+        #: numbers fed back after each prediction: the error, and the label where read
+        self.feedback_size = num_classes * (2 if label_input else 1)
+        self.cell = nn.LSTMCell(input_size + self.feedback_size, hidden_size)
         self.readout = nn.Linear(hidden_size, num_classes)
         with torch.no_grad():  # PyTorch's default init, drawn from our generator
             for p in self.parameters():
@@ -71,12 +85,24 @@ class MetaRNN(nn.Module):
         nn.init.trunc_normal_(c[:, :k], std=std, a=-2 * std, b=2 * std, generator=generator)
         return torch.zeros(batch, H, dtype=p.dtype, device=p.device), c.to(p.device, p.dtype)
 
+    def feedback(self, y: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """What the learner reads at the next step about its prediction ``y [n, classes]`` of
+        ``labels [n]``: the error ``softmax(y) - onehot(label)`` (Section 3.3), followed by
+        ``onehot(label)`` when it reads labels. Shape ``[n, feedback_size]``."""
+        error = cross_entropy_error(y, labels)
+        if not self.label_input:
+            return error
+        return torch.cat([error, nn.functional.one_hot(labels, self.num_classes).to(y.dtype)], dim=-1)
+
     def step(self, state, x: torch.Tensor, error: torch.Tensor, state_clip: Optional[float] = None):
-        """Feed ``x [n, input_size]`` and ``error [n, classes]``; returns ``(state, y [n, classes])``."""
+        """Feed ``x [n, input_size]`` and the feedback of the previous step ``error [n,
+        feedback_size]`` (:meth:`feedback`; zeros at the first step); returns ``(state, y [n,
+        classes])``."""
         if x.dim() != 2 or x.shape[1] != self.input_size:
             raise ValueError(f"x must have shape [n, {self.input_size}], got {list(x.shape)}")
-        if error.shape != (x.shape[0], self.num_classes):
-            raise ValueError(f"error must have shape [{x.shape[0]}, {self.num_classes}], got {list(error.shape)}")
+        if error.shape != (x.shape[0], self.feedback_size):
+            raise ValueError(f"error must have shape [{x.shape[0]}, {self.feedback_size}] (the error"
+                             f"{' and the label' if self.label_input else ''}), got {list(error.shape)}")
         state_clip = check_state_clip(state_clip)
         h, c = state
         inputs = torch.cat([x, error], dim=-1)
@@ -91,7 +117,7 @@ class MetaRNN(nn.Module):
 
 
 def build_learner(cfg: Config, model: str, generator: Optional[torch.Generator] = None) -> nn.Module:
-    """The learner ``model`` (``"vsml"`` or ``"meta_rnn"``) at the sizes of ``cfg``, on
+    """The learner ``model`` (one of :data:`MODELS`) at the sizes of ``cfg``, on
     ``cfg.device``. The VSML network takes its sub-LSTM settings from ``cfg.network``."""
     m, n = cfg.meta_learning, cfg.network
     inputs = m.input_side ** 2
@@ -100,12 +126,31 @@ def build_learner(cfg: Config, model: str, generator: Optional[torch.Generator] 
                           micro_ticks=n.micro_ticks, reduce=n.reduce, output_bound=n.output_bound,
                           init_rand_fraction=n.init_rand_fraction, position_inputs=n.position_inputs,
                           generator=generator)
-    elif model == "meta_rnn":
+    elif model in ("meta_rnn", "meta_rnn_fixed"):
         net = MetaRNN(inputs, m.meta_rnn_hidden, micro_ticks=n.micro_ticks, output_bound=n.output_bound,
-                      init_rand_fraction=n.init_rand_fraction, generator=generator)
+                      init_rand_fraction=n.init_rand_fraction, label_input=model == "meta_rnn_fixed",
+                      generator=generator)
     else:
         raise ValueError(f"unknown model {model!r}; valid: {', '.join(MODELS)}")
     return net.to(get_device(cfg.device))
+
+
+def permutes_labels(cfg: Config, model: str) -> bool:
+    """Whether ``model`` meta-trains on episodes with permuted labels: as
+    ``meta_learning.permute_labels`` says, except for :data:`FIXED_LABEL_MODELS`."""
+    return cfg.meta_learning.permute_labels and model not in FIXED_LABEL_MODELS
+
+
+def feedback(learner: nn.Module, y: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """What ``learner`` reads at the next step about its prediction ``y`` of ``labels``: its
+    own :meth:`MetaRNN.feedback` where it has one, else the error ``softmax(y) - onehot``."""
+    own = getattr(learner, "feedback", None)
+    return own(y, labels) if own is not None else cross_entropy_error(y, labels)
+
+
+def feedback_size(learner: nn.Module) -> int:
+    """Numbers in :func:`feedback` (the zeros a learner reads at its first step)."""
+    return getattr(learner, "feedback_size", NUM_CLASSES)
 
 
 def learned_variable_counts(learner: nn.Module) -> Dict[str, int]:

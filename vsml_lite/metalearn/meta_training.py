@@ -17,7 +17,7 @@ from ..data import NUM_CLASSES, TensorData, downsample_dataset, load_dataset
 from ..device import get_device, make_generator
 from ..distributed import all_reduce_gradients, all_reduce_sum, distributed_context, shard
 from .episodes import flatten_state, sample_episodes, unflatten_state, unroll
-from .learners import build_learner
+from .learners import build_learner, permutes_labels
 from .memory import peak_memory_mb, reset_peak_memory
 
 
@@ -75,6 +75,7 @@ class MetaTrainingTask:
         self.total, self.log_every, self.checkpoint_every = m.iterations, m.log_every, m.checkpoint_every
         self.data = load_split(cfg, "mnist", train=True) if data is None else data
         self.learner = build_learner(cfg, model, make_generator(cfg.seed))
+        self.permute = permutes_labels(cfg, model)
         self.opt = torch.optim.Adam(self.learner.parameters(), lr=m.lr, fused=self.device.type == "cuda")
         mode = compiled.resolve(cfg.compile, self.device, graphs=False)
         self.learner_step = compiled.Step(self.learner.step, mode, f"{self.name} (one step)")
@@ -86,7 +87,7 @@ class MetaTrainingTask:
         parameters' ``.grad`` (summed over processes). Returns the batch's mean loss and
         accuracy (over all processes' episodes)."""
         m = self.settings
-        images, labels = sample_episodes(self.data, m.meta_batch, m.episode_length, self.gen, m.permute_labels)
+        images, labels = sample_episodes(self.data, m.meta_batch, m.episode_length, self.gen, self.permute)
         state0 = self.learner.initial_state(m.meta_batch, generator=self.gen)
         self.opt.zero_grad(set_to_none=True)
         _, world = distributed_context()
@@ -133,9 +134,10 @@ class MetaTrainingTask:
 def meta_train(cfg: Config, model: str, checkpoint: Union[str, Path, None] = None,
                progress: bool = True, data: Optional[TensorData] = None,
                deadline: Optional[float] = None) -> MetaTrainResult:
-    """Meta-train ``model`` (``"vsml"`` or ``"meta_rnn"``) on MNIST training episodes
-    (:class:`MetaTrainingTask`, run by :func:`vsml_lite.training.run`). Both models get the
-    same iterations, episodes and optimiser.
+    """Meta-train ``model`` (one of :data:`~vsml_lite.metalearn.learners.MODELS`) on MNIST
+    training episodes (:class:`MetaTrainingTask`, run by :func:`vsml_lite.training.run`).
+    Every model gets the same iterations, episodes (with or without permuted labels:
+    :func:`~vsml_lite.metalearn.learners.permutes_labels`) and optimiser.
 
     Args:
         checkpoint: file for resumable training (rewritten every ``checkpoint_every``
