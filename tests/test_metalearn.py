@@ -207,7 +207,7 @@ def test_claims_are_decided_by_the_numbers():
             ("adam_mlp", "fashion_mnist"): 0.65}
     rows = ml.results_table(_fake_evaluation(good), cfg)
     assert [r["model"] for r in rows] == [ml.LABELS[k] for k in (*ml.MODELS, *ml.BASELINES)]
-    assert rows[0]["mnist @5"] == "80.0 ± 0.0%"
+    assert rows[0]["MNIST @5 (%)"] == "80.0 ± 0.0"
     assert [c["holds"] for c in ml.check_claims(rows, cfg)] == [True, True, True]
     bad = {**good, ("vsml", "fashion_mnist"): 0.62, ("adam_mlp", "fashion_mnist"): 0.65}
     claims = ml.check_claims(ml.results_table(_fake_evaluation(bad), cfg), cfg)

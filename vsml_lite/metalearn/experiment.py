@@ -14,7 +14,7 @@ from torch import nn
 from ..artifacts import code_version, live_path, load_artifact, save_artifact
 from ..claims import Verdict
 from ..config import Config
-from ..data import check_datasets
+from ..data import DATASET_NAMES, check_datasets
 from ..device import get_device
 from ..distributed import distributed_context
 from .baselines import BASELINES, choose_learning_rate, claim_steps, online_backprop
@@ -89,8 +89,9 @@ CLAIMS = (
 
 def results_table(evaluation: Dict[str, object], cfg: Config) -> List[Dict[str, object]]:
     """One row per model: |V_M|, |V_L| and the accuracy over the first ``episode_length``,
-    :func:`claim_steps` and ``test_steps`` steps on each dataset, as ``"mean ± std"`` over the streams, with
-    the means as numbers in ``<dataset> @<steps>`` keys for the claims."""
+    :func:`claim_steps` and ``test_steps`` steps on each dataset, as ``"mean ± std"`` percent over
+    the streams (columns ``"MNIST @200 (%)"``), with the means as numbers in ``_<dataset>@<steps>``
+    keys for the claims."""
     m = cfg.meta_learning
     rows = []
     for name in (*MODELS, *BASELINES):
@@ -102,7 +103,7 @@ def results_table(evaluation: Dict[str, object], cfg: Config) -> List[Dict[str, 
             acc = evaluation["curves"][f"{name}/{ds}"]["accuracy"]  # [T, S]
             for steps in sorted({min(m.episode_length, m.test_steps), claim_steps(cfg), m.test_steps}):
                 a = acc[min(steps, acc.shape[0]) - 1]
-                row[f"{ds} @{steps}"] = f"{100 * a.mean():.1f} ± {100 * a.std():.1f}%"
+                row[f"{DATASET_NAMES[ds]} @{steps} (%)"] = f"{100 * a.mean():.1f} ± {100 * a.std():.1f}"
                 row[f"_{ds}@{steps}"] = a.mean().item()
                 row[f"_{ds}@{steps}_std"] = a.std().item()
         row["_name"] = name
