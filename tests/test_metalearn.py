@@ -191,6 +191,46 @@ def test_the_papers_meta_rnn_reads_the_previous_label_and_keeps_labels_fixed():
     assert ml.MetaTrainingTask(cfg, "meta_rnn", data).permute is True  # as meta_learning.permute_labels says
 
 
+def test_es_estimates_the_gradient_of_the_smoothed_loss():
+    """For L(θ) = |θ - c|², E[L(θ + σε)] = |θ - c|² + σ²D has gradient 2(θ - c): the
+    antithetic estimate over many members points there and has its size."""
+    gen = torch.Generator().manual_seed(0)
+    theta, c = torch.randn(6, generator=gen), torch.randn(6, generator=gen)
+    noise = torch.randn(20_000, 6, generator=gen)
+    grad, loss = ml.es.antithetic_gradient(lambda k, p: ((p - c) ** 2).sum(), theta, noise, sigma=0.1)
+    torch.testing.assert_close(grad, 2 * (theta - c), rtol=0.05, atol=0.05)
+    torch.testing.assert_close(loss, ((theta - c) ** 2).sum() + 0.01 * 6, rtol=1e-2, atol=1e-2)
+    with pytest.raises(ValueError, match="sigma must be positive"):
+        ml.es.antithetic_gradient(lambda k, p: p.sum(), theta, noise, sigma=0.0)
+    with pytest.raises(ValueError, match="noise must be"):
+        ml.es.antithetic_gradient(lambda k, p: p.sum(), theta, noise[:, :5], sigma=0.1)
+
+
+def test_es_meta_training_runs_forward_only_and_restores_v_m():
+    cfg = _cfg(**{"meta_learning.meta_optimizer": "es"})
+    task = ml.MetaTrainingTask(cfg, "meta_rnn_fixed", _data())
+    before = [p.detach().clone() for p in task.learner.parameters()]
+    metrics = task.meta_gradient()
+    for p, b in zip(task.learner.parameters(), before):
+        assert torch.equal(p.detach(), b) and p.grad is not None and p.grad.shape == p.shape
+    assert 0 <= metrics["accuracy"] <= 1 and metrics["loss"] > 0
+    task.step(0)  # Adam takes the estimate like a gradient
+    assert any(not torch.equal(p.detach(), b) for p, b in zip(task.learner.parameters(), before))
+    plain = ml.MetaTrainingTask(cfg.override({"meta_learning.meta_optimizer": "gradient"}), "meta_rnn_fixed", _data())
+    plain.step(0), plain.step(1)
+    assert torch.equal(plain.gen.get_state(), task.gen.get_state())  # the same episodes for both
+    with pytest.raises(ValueError, match="meta_optimizer"):
+        _cfg(**{"meta_learning.meta_optimizer": "cma"})
+
+
+def test_the_meta_optimisers_side_by_side():
+    cfg = _cfg(**{"meta_learning.compare_iterations": 3})
+    runs = ml.compare_meta_optimizers(cfg, "meta_rnn_fixed", _data())
+    assert list(runs) == list(ml.META_OPTIMIZERS)
+    assert all(r.steps == [1, 2, 3] and len(r.losses) == 3 for r in runs.values())
+    assert runs["gradient"].losses[0] != runs["es"].losses[0]  # ES judges V_M ± σε, not V_M
+
+
 def _fake_evaluation(acc):
     """An evaluation whose accuracy curves are constant: ``acc[(model, dataset)]``."""
     curves = {f"{k[0]}/{k[1]}": {"accuracy": torch.full((10, 3), v), "loss": torch.zeros(10, 3)}
@@ -325,12 +365,14 @@ def _data_parallel_worker(rank, world, init_file, cfg_dict, out):
         dist.destroy_process_group()
 
 
-def test_two_gloo_processes_give_the_single_process_meta_gradient(tmp_path):
-    """Data-parallel meta-training: each process unrolls half of the episodes; the summed
-    meta-gradient equals one process's over all of them."""
+@pytest.mark.parametrize("optimizer", ["gradient", "es"])
+def test_two_gloo_processes_give_the_single_process_meta_gradient(tmp_path, optimizer):
+    """Data-parallel meta-training: each process unrolls half of the episodes (for ES: judges
+    half of the population); the summed meta-gradient equals one process's over all of them."""
     import torch.multiprocessing as mp
 
-    cfg = _cfg(**{"meta_learning.meta_batch": 5})  # 3 + 2 episodes: uneven shares
+    cfg = _cfg(**{"meta_learning.meta_batch": 5,  # 3 + 2 episodes: uneven shares
+                  "meta_learning.meta_optimizer": optimizer})
     single = ml.MetaTrainingTask(cfg, "vsml", _data(n=40, side=4))
     metrics = single.meta_gradient()
     out = tmp_path / "spread.pt"

@@ -325,6 +325,13 @@ class MetaLearningConfig(_Checked):
         state_clip: cell states are clipped to ±this in meta-training and meta-testing
             (Appendix D clips at 4 at meta-test time; clipping in both keeps them the same learner).
         meta_rnn_hidden: cell size of the Meta RNN baseline (one LSTM; the official code's 128).
+        meta_optimizer: ``"gradient"`` (the gradient of the unrolled episodes, backpropagated
+            through every step) or ``"es"`` (OpenAI-ES with antithetic sampling,
+            :mod:`vsml_lite.metalearn.es`: each of the ``meta_batch`` episodes is one member of
+            the population, judged at ``V_M ± σε``; forward only). Either feeds Adam.
+        es_sigma: ES noise scale σ (the official code's ``noise_std``, 0.05).
+        compare_iterations: iterations of Section 5.10's side-by-side run of the two
+            meta-optimisers from the same V_M (a demonstration, not a meta-training budget).
         log_every, checkpoint_every: iterations per loss-curve point / per checkpoint.
 
     Meta-testing and baselines (the same data streams for every model):
@@ -339,7 +346,8 @@ class MetaLearningConfig(_Checked):
     """
 
     SECTION = "meta_learning."
-    LIMITS = {"input_side": DIVIDES_28, "checkpoint_chunk": NON_NEGATIVE, "lr": NON_NEGATIVE}
+    LIMITS = {"input_side": DIVIDES_28, "checkpoint_chunk": NON_NEGATIVE, "lr": NON_NEGATIVE,
+              "meta_optimizer": OneOf(("gradient", "es"))}
 
 
     input_side: int = 28
@@ -352,6 +360,9 @@ class MetaLearningConfig(_Checked):
     permute_labels: bool = True
     state_clip: float = 4.0
     meta_rnn_hidden: int = 128
+    meta_optimizer: str = "gradient"
+    es_sigma: float = 0.05
+    compare_iterations: int = 40
     log_every: int = 50
     checkpoint_every: int = 500
     test_steps: int = 2000

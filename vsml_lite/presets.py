@@ -37,7 +37,7 @@ def _smoke() -> Config:
         meta_learning=MetaLearningConfig(
             input_side=4, episode_length=8, meta_batch=4, iterations=6, checkpoint_chunk=4,
             meta_rnn_hidden=16, log_every=2, checkpoint_every=4, test_steps=30, test_seeds=3,
-            adam_lrs=(1e-3, 1e-2), adam_hidden=16, lr_search_seeds=2),
+            adam_lrs=(1e-3, 1e-2), adam_hidden=16, lr_search_seeds=2, compare_iterations=4),
         improve=ImproveConfig(
             generations=3, inner_steps=4, learner_batch=4, population=4, population_chunk=2,
             input_side=4, test_steps=8, eval_every=4, eval_examples=64, test_seeds=2, early_steps=4),

@@ -24,12 +24,13 @@ with Adam on a linear model and on a one-hidden-layer network (:func:`online_bac
 the learning rate chosen on MNIST training streams (:func:`choose_learning_rate`).
 
 The package's modules, in reading order: :mod:`.learners` (the VSML network's counterpart, the
-Meta RNN), :mod:`.episodes` (unrolling a learner online), :mod:`.meta_training`,
-:mod:`.baselines` (online Adam), :mod:`.memory` (the checkpointing probe),
-:mod:`.experiment` (meta-test, claims, artifact) and :mod:`.inside` (introspection). Everything
-is importable from ``vsml_lite.metalearn`` directly.
+Meta RNN), :mod:`.episodes` (unrolling a learner online), :mod:`.meta_training`, :mod:`.es`
+(evolution strategies as the meta-optimiser), :mod:`.baselines` (online Adam), :mod:`.memory`
+(the checkpointing probe), :mod:`.experiment` (meta-test, claims, artifact) and
+:mod:`.inside` (introspection). Everything is importable from ``vsml_lite.metalearn`` directly.
 """
 
+from . import es
 from .baselines import BASELINES, CLAIM_STEPS, choose_learning_rate, claim_steps, online_backprop
 from .episodes import (
     cumulative_accuracy,
@@ -62,4 +63,11 @@ from .experiment import (
 from .inside import template_correlation, trace_episode, unit_specific, weight_like_dimension
 from .learners import MODELS, MetaRNN, build_learner, learned_variable_counts
 from .memory import MMAP_THRESHOLD, meta_gradient_memory, peak_memory_mb
-from .meta_training import MetaTrainingTask, MetaTrainResult, load_split, meta_train
+from .meta_training import (
+    META_OPTIMIZERS,
+    MetaTrainingTask,
+    MetaTrainResult,
+    compare_meta_optimizers,
+    load_split,
+    meta_train,
+)

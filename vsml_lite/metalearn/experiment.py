@@ -220,7 +220,8 @@ def train_and_save(cfg: Config, out: Union[str, Path, None] = None, progress: bo
 
 #: Settings that shape meta-training; :func:`reevaluate` refuses a config that changes them.
 TRAINING_FIELDS = ("input_side", "episode_length", "meta_batch", "iterations", "lr", "grad_clip",
-                   "checkpoint_chunk", "permute_labels", "state_clip", "meta_rnn_hidden")
+                   "checkpoint_chunk", "permute_labels", "state_clip", "meta_rnn_hidden", "meta_optimizer",
+                   "es_sigma")
 
 
 def reevaluate(cfg: Config, path: Union[str, Path], progress: bool = True, train: Sequence[str] = (),

@@ -17,6 +17,7 @@ from ..data import NUM_CLASSES, TensorData, downsample_dataset, load_dataset
 from ..device import get_device, make_generator
 from ..distributed import all_reduce_gradients, all_reduce_sum, distributed_context, shard
 from .episodes import flatten_state, sample_episodes, unflatten_state, unroll
+from .es import antithetic_gradient
 from .learners import build_learner, permutes_labels
 from .memory import peak_memory_mb, reset_peak_memory
 
@@ -80,16 +81,21 @@ class MetaTrainingTask:
         mode = compiled.resolve(cfg.compile, self.device, graphs=False)
         self.learner_step = compiled.Step(self.learner.step, mode, f"{self.name} (one step)")
         self.gen = make_generator(cfg.seed + 1)  # episodes and initial states
+        # ES directions come from their own generator, so both optimisers see the same episodes
+        self.noise_gen = make_generator(cfg.seed + 3)
         self.peak_memory_mb = 0.0
 
     def meta_gradient(self) -> Dict[str, torch.Tensor]:
         """Draw the next batch of episodes, unroll, and leave the meta-gradient in the
-        parameters' ``.grad`` (summed over processes). Returns the batch's mean loss and
-        accuracy (over all processes' episodes)."""
+        parameters' ``.grad`` (summed over processes): backpropagated, or estimated by ES
+        (``meta_optimizer``). Returns the batch's mean loss and accuracy (over all processes'
+        episodes; for ES, over the ``2 · meta_batch`` evaluations at ``V_M ± σε``)."""
         m = self.settings
         images, labels = sample_episodes(self.data, m.meta_batch, m.episode_length, self.gen, self.permute)
         state0 = self.learner.initial_state(m.meta_batch, generator=self.gen)
         self.opt.zero_grad(set_to_none=True)
+        if m.meta_optimizer == "es":
+            return self._es_gradient(images, labels, state0)
         _, world = distributed_context()
         if world == 1:
             logits, _, _ = unroll(self.learner, images, labels, state0, m.state_clip, m.checkpoint_chunk,
@@ -110,6 +116,31 @@ class MetaTrainingTask:
         all_reduce_sum(sums)
         return {"loss": sums[0], "accuracy": sums[1]}
 
+    @torch.no_grad()
+    def _es_gradient(self, images: torch.Tensor, labels: torch.Tensor, state0) -> Dict[str, torch.Tensor]:
+        """OpenAI-ES (:func:`~vsml_lite.metalearn.es.antithetic_gradient`): member ``k`` is
+        episode ``k``, judged at ``V_M ± σ ε_k`` from the same initial state. Every process
+        draws the same noise (from the task's noise generator) and evaluates its share of members."""
+        m, params = self.settings, list(self.learner.parameters())
+        theta = nn.utils.parameters_to_vector(params)
+        noise = torch.randn(m.meta_batch, theta.numel(), generator=self.noise_gen).to(theta)
+        flat0, hits = flatten_state(state0), torch.zeros(1)
+
+        def loss_of(k: int, vector: torch.Tensor) -> torch.Tensor:
+            nn.utils.vector_to_parameters(vector, params)
+            state = unflatten_state(state0, [t[k : k + 1] for t in flat0])
+            logits, _, _ = unroll(self.learner, images[:, k : k + 1], labels[:, k : k + 1], state,
+                                  m.state_clip, step=self.learner_step)
+            hits.add_((logits[:, 0].argmax(-1) == labels[:, k]).float().mean().cpu())
+            return nn.functional.cross_entropy(logits.reshape(-1, NUM_CLASSES), labels[:, k])
+
+        grad, loss = antithetic_gradient(loss_of, theta, noise, m.es_sigma)
+        accuracy = all_reduce_sum(hits.to(theta.device)) / (2 * m.meta_batch)
+        nn.utils.vector_to_parameters(theta, params)  # back to V_M itself
+        for p, g in zip(params, torch.split(grad, [p.numel() for p in params])):
+            p.grad = g.view_as(p).clone()
+        return {"loss": loss, "accuracy": accuracy[0]}
+
     def step(self, iteration: int) -> Dict[str, torch.Tensor]:
         metrics = self.meta_gradient()
         norm = nn.utils.clip_grad_norm_(self.learner.parameters(), self.settings.grad_clip)
@@ -122,12 +153,15 @@ class MetaTrainingTask:
 
     def state_dict(self) -> Dict[str, object]:
         return {"model": self.model, "learner": self.learner.state_dict(), "optimizer": self.opt.state_dict(),
-                "generator": self.gen.get_state(), "peak_memory_mb": self.peak_memory_mb}
+                "generator": self.gen.get_state(), "noise_generator": self.noise_gen.get_state(),
+                "peak_memory_mb": self.peak_memory_mb}
 
     def load_state_dict(self, state: Dict[str, object]) -> None:
         self.learner.load_state_dict(state["learner"])
         self.opt.load_state_dict(state["optimizer"])
         self.gen.set_state(state["generator"])
+        if "noise_generator" in state:  # checkpoints made before ES existed drew no noise
+            self.noise_gen.set_state(state["noise_generator"])
         self.peak_memory_mb = state["peak_memory_mb"]
 
 
@@ -158,3 +192,18 @@ def meta_train(cfg: Config, model: str, checkpoint: Union[str, Path, None] = Non
                            resumed_from=out.resumed_from, finished=out.finished,
                            code_versions=out.code_versions, grad_norms=h.get("grad_norm", []),
                            peak_memory_scope=SCOPE_MODEL if per_model else SCOPE_PROCESS)
+
+
+#: The meta-optimisers :class:`MetaTrainingTask` knows (``meta_learning.meta_optimizer``).
+META_OPTIMIZERS = ("gradient", "es")
+
+
+def compare_meta_optimizers(cfg: Config, model: str, data: Optional[TensorData] = None,
+                            progress: bool = False) -> Dict[str, MetaTrainResult]:
+    """Meta-train ``model`` once with each of :data:`META_OPTIMIZERS`, from the same V_M and the
+    same episodes, for ``meta_learning.compare_iterations`` iterations (logging every
+    iteration; no checkpoint). Returns ``{optimizer: MetaTrainResult}``."""
+    m = cfg.meta_learning
+    short = {"meta_learning.iterations": m.compare_iterations, "meta_learning.log_every": 1}
+    return {opt: meta_train(cfg.override({**short, "meta_learning.meta_optimizer": opt}), model,
+                            progress=progress, data=data) for opt in META_OPTIMIZERS}
