@@ -47,10 +47,12 @@ from .experiment import (
     CLAIMS,
     KIND,
     LABELS,
+    SHORT_LABELS,
     TEST_DATASETS,
     TEST_STREAM_SEED,
     TRAINING_FIELDS,
     check_claims,
+    paper_meta_rnn,
     evaluate,
     evaluation_from_record,
     load_learners,
@@ -61,7 +63,16 @@ from .experiment import (
     train_and_save,
 )
 from .inside import template_correlation, trace_episode, unit_specific, weight_like_dimension
-from .learners import MODELS, MetaRNN, build_learner, learned_variable_counts
+from .learners import (
+    FIXED_LABEL_MODELS,
+    MODELS,
+    MetaRNN,
+    build_learner,
+    feedback,
+    feedback_size,
+    learned_variable_counts,
+    permutes_labels,
+)
 from .memory import MMAP_THRESHOLD, meta_gradient_memory, peak_memory_mb
 from .meta_training import (
     META_OPTIMIZERS,
