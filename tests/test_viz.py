@@ -71,3 +71,9 @@ def test_chapter2_figures_and_explorer_draw():
     assert vl.viz.plot_loss_curve([1, 2, 3], [1.0, 0.5, 0.25], title="t") is not None
     assert vl.viz.forward_clone_explorer(lstm, vl.cloning.new_sub_lstm(cfg, seed=1), cfg) is not None
     plt.close("all")
+
+
+def test_tables_name_datasets_as_the_book_does():
+    rows = [{"dataset": "fashion_mnist", "n": 1}, {"dataset": "mnist", "n": 2}]
+    assert vl.viz.named_datasets(rows) == [{"dataset": "Fashion-MNIST", "n": 1}, {"dataset": "MNIST", "n": 2}]
+    assert rows[0]["dataset"] == "fashion_mnist"  # the rows themselves are left alone

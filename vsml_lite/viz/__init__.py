@@ -16,6 +16,7 @@ from .common import (
     band,
     figure_explorer,
     markdown_table,
+    named_datasets,
     shown_text_sizes,
     small_text,
     smoothed,

@@ -71,6 +71,14 @@ def markdown_table(rows: Sequence[dict], float_format: str = ".3g") -> str:
     return "\n".join(lines)
 
 
+def named_datasets(rows: Sequence[dict]) -> list:
+    """``rows`` with every ``"dataset"`` value written as the book names it
+    (:data:`vsml_lite.data.DATASET_NAMES`: ``fashion_mnist`` -> Fashion-MNIST), for a table."""
+    from ..data import DATASET_NAMES
+
+    return [{k: DATASET_NAMES.get(v, v) if k == "dataset" else v for k, v in r.items()} for r in rows]
+
+
 def legend_below(fig, handles=None, ncol: int = 3):
     """One legend for the whole figure, centred below its axes (after ``tight_layout``), so
     that no curve hides behind it and its entries keep matplotlib's 10 pt. ``handles``: the
