@@ -149,9 +149,11 @@ def _change(drop: float) -> str:
     return f"{'falls' if drop > 0 else 'rises'} {100 * abs(drop):.1f} points"
 
 
-def public_rows(rows: List[Dict[str, object]]) -> List[Dict[str, object]]:
-    """The table rows without the helper keys (those starting with ``_``)."""
-    return [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
+def public_rows(rows: List[Dict[str, object]], counts: bool = True) -> List[Dict[str, object]]:
+    """The table rows without the helper keys (those starting with ``_``), and without the
+    ``|V_M|``, ``|V_L|`` columns when ``counts`` is false (a chapter that shows them apart)."""
+    return [{k: v for k, v in r.items() if not k.startswith("_") and (counts or not k.startswith("|"))}
+            for r in rows]
 
 
 def save_meta_learning(path: Union[str, Path], cfg: Config, results: Dict[str, MetaTrainResult],
