@@ -114,3 +114,19 @@ def test_random_stream_matches_table1():
     assert torch.equal(xs, again)
     x, y = next(iter(vl.RandomStream(seed=1, batch_size=64)))
     assert x.shape == (64, vl.INPUT_DIM) and y.shape == (64,) and int(y.max()) < vl.NUM_CLASSES
+
+
+def test_fashion_mnist_can_be_standardised_with_mnists_statistics(data_root):
+    """The official code standardises Fashion-MNIST with MNIST's pixel mean and std."""
+    own = vl.load_dataset("fashion_mnist", train=False, root=data_root, download=False)
+    official = vl.load_dataset("fashion_mnist", train=False, root=data_root, download=False, stats_of="mnist")
+    (m_mean, m_std), (f_mean, f_std) = vl.NORMALIZATION["mnist"], vl.NORMALIZATION["fashion_mnist"]
+    torch.testing.assert_close(official.images, (own.images * f_std + f_mean - m_mean) / m_std, rtol=1e-4, atol=1e-4)
+    assert abs(own.images.mean().item()) < 0.01 and official.images.mean().item() > 0.4  # shifted
+    cfg = vl.get_config("smoke").override({"meta_learning.fashion_stats": "mnist", "data.root": str(data_root),
+                                           "data.download": False, "device": "cpu"})
+    side = cfg.meta_learning.input_side
+    loaded = vl.metalearn.load_split(cfg, "fashion_mnist", train=False)
+    assert loaded.images.shape[1] == side * side and loaded.images.mean().item() > 0.4
+    with pytest.raises(ValueError, match="fashion_stats"):
+        cfg.override({"meta_learning.fashion_stats": "fashion"})

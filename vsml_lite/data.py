@@ -102,6 +102,7 @@ def load_dataset(
     root: Union[str, Path, None] = None,
     download: bool = True,
     normalize: bool = True,
+    stats_of: Optional[str] = None,
 ) -> TensorData:
     """Load MNIST or Fashion-MNIST from its idx files as flat tensors, checked first
     (:func:`check_dataset`): a damaged file is an error naming the file, never a run that
@@ -113,6 +114,8 @@ def load_dataset(
         root: data folder; default from :func:`data_root`.
         download: let torchvision download the files when they are not in ``root``.
         normalize: standardise pixels with :data:`NORMALIZATION` (else scale to [0, 1]).
+        stats_of: the dataset whose pixel mean and std standardise the images (default: this
+            one). The paper's official code standardises Fashion-MNIST with MNIST's.
 
     Raises:
         DatasetNotFoundError: the files are missing and could not be downloaded.
@@ -123,7 +126,7 @@ def load_dataset(
     raw = _read_idx(images_file)  # [n, 28, 28] uint8
     images = torch.from_numpy(raw.reshape(len(raw), INPUT_DIM)).to(torch.float32).div_(255.0)  # [n, 784]
     if normalize:
-        mean, std = NORMALIZATION[key]
+        mean, std = NORMALIZATION[canonical_name(stats_of) if stats_of else key]
         images = images.sub_(mean).div_(std)
     labels = torch.from_numpy(_read_idx(labels_file).astype("int64"))  # [n]
     return TensorData(images=images, labels=labels, name=key, train=train)

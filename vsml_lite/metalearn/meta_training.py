@@ -23,8 +23,10 @@ from .memory import peak_memory_mb, reset_peak_memory
 
 
 def load_split(cfg: Config, name: str, train: bool) -> TensorData:
-    """MNIST or Fashion-MNIST at the chapter's input size, on ``cfg.device``."""
-    data = load_dataset(name, train=train, root=cfg.data.root, download=cfg.data.download)
+    """MNIST or Fashion-MNIST at the chapter's input size, on ``cfg.device``, standardised
+    with its own pixel statistics or MNIST's (``meta_learning.fashion_stats``)."""
+    stats = "mnist" if cfg.meta_learning.fashion_stats == "mnist" else None
+    data = load_dataset(name, train=train, root=cfg.data.root, download=cfg.data.download, stats_of=stats)
     return downsample_dataset(data, cfg.meta_learning.input_side).to(get_device(cfg.device))
 
 
