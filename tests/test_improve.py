@@ -37,8 +37,10 @@ def test_vectors_round_trip():
         improve.from_vectors(lstm, torch.zeros(1, 5))
 
 
-def test_the_population_axis_equals_one_learner_per_candidate():
-    """vmap over candidates gives what the plain cloned learner gives for each of them."""
+@pytest.mark.parametrize("batched", [True, False])
+def test_the_population_axis_equals_one_learner_per_candidate(batched):
+    """vmap over candidates (batched) and the fused one-by-one path give what the plain
+    cloned learner gives for each of them."""
     cfg = _cfg()
     lstm = bp.new_clone_lstm(cfg)
     start = improve.to_vector(lstm)
@@ -47,7 +49,7 @@ def test_the_population_axis_equals_one_learner_per_candidate():
     sizes = [16, 10]
     weights = bp.init_weights(sizes, 1, gen)
     xs, ys = torch.randn(5, 4, 16, generator=gen), torch.randint(10, (5, 4), generator=gen)
-    batched = improve.population_losses(lstm, vectors, cfg, sizes, weights, xs, ys, chunk=2)
+    batched = improve.population_losses(lstm, vectors, cfg, sizes, weights, xs, ys, chunk=2, batched=batched)
     assert batched.shape == (3, 5)
     for k in range(3):
         learner = bp.make_learner(improve.load_vector(lstm, vectors[k]), cfg, sizes)

@@ -393,7 +393,8 @@ class ImproveConfig(_Checked):
         learner_batch: copies per learner, averaged after every step (Table 2: 64).
         population: candidates per generation; 0 is CMA-ES's default ``4 + ⌊3 ln D⌋`` (Table 2
             gives none; for the clone's D = 6,800 meta variables that is 30).
-        population_chunk: candidates per batched (vmap) run; on a GPU, as many as fit.
+        population_chunk: candidates per batched (vmap) run on a GPU, as many as fit; on the CPU
+            candidates run one by one (faster there) and chunks only deal work to processes.
         diagonal: CMA-ES with a diagonal covariance (sep-CMA-ES, Ros & Hansen 2008). The full
             covariance of D = 6,800 meta variables is a 6,800 × 6,800 matrix (370 MB, plus its
             eigendecomposition every few generations; a checkpoint of the full state measured
