@@ -107,6 +107,20 @@ def test_online_adam_treats_each_stream_alone_and_learns(hidden):
     assert both["correct"][-100:].float().mean() > 0.3  # chance is 0.1
 
 
+def test_each_model_is_built_and_fed_as_its_spec_says():
+    """One table (MODEL_SPECS) decides a model's architecture, what it reads and its labels."""
+    cfg = _cfg(**{"meta_learning.meta_rnn_hidden": 8})
+    expected = {"vsml": ("VSMLNetwork", 10, True), "meta_rnn_fixed": ("MetaRNN", 20, False),
+                "meta_rnn": ("MetaRNN", 10, True)}
+    assert set(expected) == set(ml.MODELS)
+    for model, (cls, reads, permutes) in expected.items():
+        learner = ml.build_learner(cfg, model)
+        assert type(learner).__name__ == cls and ml.feedback_size(learner) == reads, model
+        assert ml.permutes_labels(cfg, model) is permutes, model
+        assert not ml.permutes_labels(cfg.override({"meta_learning.permute_labels": False}), model)
+    assert ml.FIXED_LABEL_MODELS == ("meta_rnn_fixed",)
+
+
 def test_meta_rnn_and_vsml_report_their_variables():
     cfg = _cfg(**{"meta_learning.meta_rnn_hidden": 8})
     rnn = ml.build_learner(cfg, "meta_rnn")
@@ -221,6 +235,19 @@ def test_es_meta_training_runs_forward_only_and_restores_v_m():
     assert torch.equal(plain.gen.get_state(), task.gen.get_state())  # the same episodes for both
     with pytest.raises(ValueError, match="meta_optimizer"):
         _cfg(**{"meta_learning.meta_optimizer": "cma"})
+
+
+@pytest.mark.parametrize("optimizer, clipped", [("gradient", True), ("es", False)])
+def test_only_the_backpropagated_meta_gradient_is_clipped(optimizer, clipped):
+    """grad_clip bounds the backpropagated meta-gradient; an ES estimate goes to Adam as it is,
+    as in the official code. The logged norm is the one before clipping either way."""
+    tiny = 1e-6
+    cfg = _cfg(**{"meta_learning.meta_optimizer": optimizer, "meta_learning.grad_clip": tiny})
+    task = ml.MetaTrainingTask(cfg, "meta_rnn_fixed", _data())
+    norm = task.step(0)["grad_norm"]
+    after = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in task.learner.parameters()]))
+    assert norm > 100 * tiny
+    torch.testing.assert_close(after, torch.tensor(tiny) if clipped else norm, rtol=1e-3, atol=0)
 
 
 def test_the_meta_optimisers_side_by_side():

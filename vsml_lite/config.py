@@ -35,6 +35,8 @@ from .validate import (
     check_section,
 )
 
+#: Values of ``meta_learning.meta_optimizer`` (Chapter 5: backpropagated gradient or OpenAI-ES).
+META_OPTIMIZERS = ("gradient", "es")
 #: Environment variable that chooses the preset when :func:`get_config` gets no name.
 PRESET_ENV_VAR = "VSML_PRESET"
 #: Preset used when neither an argument nor ``$VSML_PRESET`` names one.
@@ -315,7 +317,8 @@ class MetaLearningConfig(_Checked):
             what it saw, and the meta-gradient is mostly noise; at the ``cpu`` preset 1e-3 had
             not left that plateau after 400 iterations, 1e-2 left it after about 150.
         grad_clip: the meta-gradient's norm is clipped to this (gradients through hundreds of
-            recurrent steps occasionally spike).
+            recurrent steps occasionally spike). ES estimates are not clipped, as in the
+            official code.
         checkpoint_chunk: steps per gradient-checkpointing chunk; only the state at chunk
             boundaries is kept for the backward pass, each chunk is recomputed there. 0 keeps
             every step's activations.
@@ -350,7 +353,7 @@ class MetaLearningConfig(_Checked):
 
     SECTION = "meta_learning."
     LIMITS = {"input_side": DIVIDES_28, "checkpoint_chunk": NON_NEGATIVE, "lr": NON_NEGATIVE,
-              "meta_optimizer": OneOf(("gradient", "es")), "fashion_stats": OneOf(("own", "mnist"))}
+              "meta_optimizer": OneOf(META_OPTIMIZERS), "fashion_stats": OneOf(("own", "mnist"))}
 
 
     input_side: int = 28

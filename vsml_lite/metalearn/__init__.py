@@ -65,12 +65,15 @@ from .experiment import (
 from .inside import template_correlation, trace_episode, unit_specific, weight_like_dimension
 from .learners import (
     FIXED_LABEL_MODELS,
+    MODEL_SPECS,
     MODELS,
+    ModelSpec,
     MetaRNN,
     build_learner,
     feedback,
     feedback_size,
     learned_variable_counts,
+    model_spec,
     permutes_labels,
 )
 from .memory import MMAP_THRESHOLD, meta_gradient_memory, peak_memory_mb

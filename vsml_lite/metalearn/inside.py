@@ -10,8 +10,9 @@ import torch
 
 from ..data import NUM_CLASSES
 from ..device import make_generator
-from ..network import VSMLNetwork, cross_entropy_error
+from ..network import VSMLNetwork
 from .episodes import cumulative_accuracy
+from .learners import feedback, feedback_size
 
 
 @torch.no_grad()
@@ -34,11 +35,11 @@ def trace_episode(learner: VSMLNetwork, images: torch.Tensor, labels: torch.Tens
         raise ValueError(f"images must be [T, A] and labels [T], got {list(images.shape)}, {list(labels.shape)}")
     units = list(range(NUM_CLASSES)) if units is None else list(units)
     state = learner.initial_state(1, generator=make_generator(seed))
-    error = images.new_zeros(1, NUM_CLASSES)
+    error = images.new_zeros(1, feedback_size(learner))  # nothing to read before the first step
     cells, probs = [state[0].c[0, :, units].clone()], []
     for t in range(images.shape[0]):
         state, y = learner.step(state, images[t : t + 1], error, state_clip=state_clip)
-        error = cross_entropy_error(y, labels[t : t + 1])
+        error = feedback(learner, y, labels[t : t + 1])
         cells.append(state[0].c[0, :, units].clone())
         probs.append(torch.softmax(y[0], -1))
     probs = torch.stack(probs)

@@ -6,6 +6,7 @@ the Meta RNN baseline (Hochreiter et al., 2001). A learner is anything with
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Dict, Optional
 
 import torch
@@ -17,14 +18,44 @@ from ..device import get_device
 from ..network import VSMLNetwork, cross_entropy_error
 from ..validate import check_state_clip
 
+@dataclass(frozen=True)
+class ModelSpec:
+    """What distinguishes one meta-learned model from another.
+
+    Args:
+        architecture: ``"vsml"`` (:class:`~vsml_lite.network.VSMLNetwork`) or ``"meta_rnn"``
+            (:class:`MetaRNN`).
+        label_input: the learner also reads the previous step's label (one-hot), as the
+            official code's Meta RNN does.
+        fixed_labels: meta-trained on the datasets' own labels whatever
+            ``meta_learning.permute_labels`` says (the official code does not permute, and the
+            paper's Meta RNN overfits to exactly that mapping).
+    """
+
+    architecture: str
+    label_input: bool = False
+    fixed_labels: bool = False
+
+
 #: The meta-learned models, in the order the chapter shows them: the VSML network; the Meta RNN
 #: as the paper's official code runs it (fixed labels, reading ``[x, e, previous label]``);
 #: and the book's earlier Meta RNN (labels permuted per episode, reading ``[x, e]``), kept as
 #: an ablation.
-MODELS = ("vsml", "meta_rnn_fixed", "meta_rnn")
-#: Models meta-trained on the datasets' own labels whatever ``permute_labels`` says: the
-#: official code does not permute, and the paper's Meta RNN overfits to exactly that mapping.
-FIXED_LABEL_MODELS = ("meta_rnn_fixed",)
+MODEL_SPECS: Dict[str, ModelSpec] = {
+    "vsml": ModelSpec("vsml"),
+    "meta_rnn_fixed": ModelSpec("meta_rnn", label_input=True, fixed_labels=True),
+    "meta_rnn": ModelSpec("meta_rnn"),
+}
+MODELS = tuple(MODEL_SPECS)
+#: Models meta-trained on the datasets' own labels (:attr:`ModelSpec.fixed_labels`).
+FIXED_LABEL_MODELS = tuple(name for name, spec in MODEL_SPECS.items() if spec.fixed_labels)
+
+
+def model_spec(model: str) -> ModelSpec:
+    """:data:`MODEL_SPECS` entry of ``model``; an unknown name raises ``ValueError`` listing the valid ones."""
+    if model not in MODEL_SPECS:
+        raise ValueError(f"unknown model {model!r}; valid: {', '.join(MODELS)}")
+    return MODEL_SPECS[model]
 
 
 class MetaRNN(nn.Module):
@@ -120,25 +151,23 @@ def build_learner(cfg: Config, model: str, generator: Optional[torch.Generator] 
     """The learner ``model`` (one of :data:`MODELS`) at the sizes of ``cfg``, on
     ``cfg.device``. The VSML network takes its sub-LSTM settings from ``cfg.network``."""
     m, n = cfg.meta_learning, cfg.network
-    inputs = m.input_side ** 2
-    if model == "vsml":
+    inputs, spec = m.input_side ** 2, model_spec(model)
+    if spec.architecture == "vsml":
         net = VSMLNetwork([inputs, NUM_CLASSES], hidden_size=n.hidden_size, msg_size=n.msg_size,
                           micro_ticks=n.micro_ticks, reduce=n.reduce, output_bound=n.output_bound,
                           init_rand_fraction=n.init_rand_fraction, position_inputs=n.position_inputs,
                           generator=generator)
-    elif model in ("meta_rnn", "meta_rnn_fixed"):
-        net = MetaRNN(inputs, m.meta_rnn_hidden, micro_ticks=n.micro_ticks, output_bound=n.output_bound,
-                      init_rand_fraction=n.init_rand_fraction, label_input=model == "meta_rnn_fixed",
-                      generator=generator)
     else:
-        raise ValueError(f"unknown model {model!r}; valid: {', '.join(MODELS)}")
+        net = MetaRNN(inputs, m.meta_rnn_hidden, micro_ticks=n.micro_ticks, output_bound=n.output_bound,
+                      init_rand_fraction=n.init_rand_fraction, label_input=spec.label_input,
+                      generator=generator)
     return net.to(get_device(cfg.device))
 
 
 def permutes_labels(cfg: Config, model: str) -> bool:
     """Whether ``model`` meta-trains on episodes with permuted labels: as
     ``meta_learning.permute_labels`` says, except for :data:`FIXED_LABEL_MODELS`."""
-    return cfg.meta_learning.permute_labels and model not in FIXED_LABEL_MODELS
+    return cfg.meta_learning.permute_labels and not model_spec(model).fixed_labels
 
 
 def feedback(learner: nn.Module, y: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

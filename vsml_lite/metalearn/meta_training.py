@@ -4,6 +4,7 @@ cross-entropy, through every step of the unrolled learner. Chapter 5.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Union
@@ -12,7 +13,7 @@ import torch
 from torch import nn
 
 from .. import compiled, training
-from ..config import Config
+from ..config import META_OPTIMIZERS, Config
 from ..data import NUM_CLASSES, TensorData, downsample_dataset, load_dataset
 from ..device import get_device, make_generator
 from ..distributed import all_reduce_gradients, all_reduce_sum, distributed_context, shard
@@ -63,7 +64,7 @@ class MetaTrainingTask:
     Every iteration draws ``meta_batch`` episodes (:func:`sample_episodes`) and fresh random
     initial states from one generator, unrolls the learner over them (:func:`unroll`,
     checkpointed in chunks), and steps Adam with the gradient of the mean cross-entropy, its
-    norm clipped to ``grad_clip``.
+    norm clipped to ``grad_clip`` (an ES estimate is not clipped).
 
     Under ``torch.distributed`` (``torchrun``) every process draws the same episodes, unrolls
     only its share of them (:func:`vsml_lite.distributed.shard`) and the meta-gradients are
@@ -145,7 +146,9 @@ class MetaTrainingTask:
 
     def step(self, iteration: int) -> Dict[str, torch.Tensor]:
         metrics = self.meta_gradient()
-        norm = nn.utils.clip_grad_norm_(self.learner.parameters(), self.settings.grad_clip)
+        # the official ES steps Adam with its estimate unclipped; the norm is logged either way
+        clip = math.inf if self.settings.meta_optimizer == "es" else self.settings.grad_clip
+        norm = nn.utils.clip_grad_norm_(self.learner.parameters(), clip)
         self.opt.step()
         return {**metrics, "grad_norm": norm.detach()}
 
@@ -196,13 +199,9 @@ def meta_train(cfg: Config, model: str, checkpoint: Union[str, Path, None] = Non
                            peak_memory_scope=SCOPE_MODEL if per_model else SCOPE_PROCESS)
 
 
-#: The meta-optimisers :class:`MetaTrainingTask` knows (``meta_learning.meta_optimizer``).
-META_OPTIMIZERS = ("gradient", "es")
-
-
 def compare_meta_optimizers(cfg: Config, model: str, data: Optional[TensorData] = None,
                             progress: bool = False) -> Dict[str, MetaTrainResult]:
-    """Meta-train ``model`` once with each of :data:`META_OPTIMIZERS`, from the same V_M and the
+    """Meta-train ``model`` once with each of :data:`~vsml_lite.config.META_OPTIMIZERS`, from the same V_M and the
     same episodes, for ``meta_learning.compare_iterations`` iterations (logging every
     iteration; no checkpoint). Returns ``{optimizer: MetaTrainResult}``."""
     m = cfg.meta_learning
