@@ -38,6 +38,8 @@ CASES = [
     dict(sizes=[5, 3], reduce="sum"),
     dict(sizes=[5, 3], position_inputs=True),
     dict(sizes=[5, 4, 3], hidden_size=8, msg_size=4, micro_ticks=1),
+    dict(sizes=[6, 4, 3], layer_norm=True),
+    dict(sizes=[5, 3], reduce="sum", layer_norm=True),
 ]
 
 
@@ -48,11 +50,30 @@ def test_fast_equals_reference(case):
     with torch.no_grad():  # exercises the fused kernel where it applies
         s_fast, y_fast = _run(_net(sizes, **case), fast=True)
         s_ref, y_ref = _run(_net(sizes, **case), fast=False)
-    torch.testing.assert_close(y_fast, y_ref, atol=ATOL, rtol=1e-4)
+    # LayerNorm divides each message by its std over M numbers, magnifying float32 rounding
+    atol = 10 * ATOL if case.get("layer_norm") else ATOL
+    torch.testing.assert_close(y_fast, y_ref, atol=atol, rtol=1e-4)
     for a, b in zip(s_fast, s_ref):
         for name in ("h", "c", "fwd_in", "bwd_in"):
-            torch.testing.assert_close(getattr(a, name), getattr(b, name), atol=ATOL, rtol=1e-4)
+            torch.testing.assert_close(getattr(a, name), getattr(b, name), atol=atol, rtol=1e-4)
     assert y_fast.abs().max() > 1e-3  # the outputs are not trivially zero
+
+
+def test_layer_norm_normalises_every_sub_lstm_message_before_the_reduction():
+    """With layer_norm, each sub-LSTM's message has mean `offset` and std `scale` over its M
+    numbers (the official SubRNN), and the layer sends their mean; the norm's V_M learns."""
+    net = _net([1, 3], layer_norm=True)
+    lstm = net.lstm
+    assert lstm.num_meta_variables() == _net([1, 3]).num_meta_variables() + 4 * lstm.msg_size
+    with torch.no_grad():
+        lstm.fwd_norm_scale.fill_(2.0), lstm.fwd_norm_offset.fill_(0.5)
+    layer = net.initial_state(2, generator=torch.Generator().manual_seed(3))[0]
+    layer.fwd_in = torch.randn(2, 1, lstm.msg_size, generator=torch.Generator().manual_seed(4))
+    h, _, fwd_out, _ = vl.layer.dense_ticks(lstm, layer, micro_ticks=2)  # one input: no averaging
+    torch.testing.assert_close(fwd_out.mean(-1), torch.full((2, 3), 0.5), atol=1e-5, rtol=0)
+    torch.testing.assert_close(fwd_out.var(-1, unbiased=False), torch.full((2, 3), 4.0), atol=1e-3, rtol=1e-3)
+    fwd_out.sum().backward()
+    assert lstm.fwd_norm_scale.grad is not None and lstm.fwd_norm_scale.grad.abs().sum() > 0
 
 
 def test_fused_kernel_equals_eager_fast_path():

@@ -83,7 +83,7 @@ def from_vectors(lstm: SubLSTM, vectors: torch.Tensor) -> Dict[str, torch.Tensor
 
 def load_vector(lstm: SubLSTM, vector: torch.Tensor) -> SubLSTM:
     """A copy of ``lstm`` with V_M set from ``vector [D]``."""
-    new = SubLSTM(lstm.hidden_size, lstm.msg_size, lstm.position_inputs)
+    new = SubLSTM(lstm.hidden_size, lstm.msg_size, lstm.position_inputs, layer_norm=lstm.layer_norm)
     new.load_state_dict({k: v[0] for k, v in from_vectors(lstm, vector[None]).items()})
     return new.to(next(lstm.parameters()).device)
 
@@ -95,6 +95,7 @@ class _ParameterView:
     def __init__(self, params: Dict[str, torch.Tensor], like: SubLSTM) -> None:
         self.__dict__.update(params)
         self.hidden_size, self.msg_size, self.position_inputs = like.hidden_size, like.msg_size, like.position_inputs
+        self.layer_norm = like.layer_norm
         self.gate_scale, self.gate_bias = like.gate_scale, like.gate_bias
         if "w_pos" not in params:
             self.w_pos = None

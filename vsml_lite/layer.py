@@ -15,7 +15,10 @@ After the micro ticks, the layer sends forward the average over ``a`` of the sub
 forward projections (one ``[M]`` message per output neuron ``b``) and backward the average over
 ``b`` of their backward projections (one message per input neuron ``a``). Averaging is the
 official code's choice and keeps message scales independent of ``A`` and ``B``;
-``reduce="sum"`` gives the paper's written form, the output ``Σ_a s_{a j̄ 1}``. Layers are stacked
+``reduce="sum"`` gives the paper's written form, the output ``Σ_a s_{a j̄ 1}``. With
+``layer_norm`` each sub-LSTM's messages pass through a LayerNorm over their ``M`` numbers
+(learned scale and offset) before the reduction, as the official code's gradient-based
+configurations do (``sub_rnn.layer_norm: True``). Layers are stacked
 with tied ``V_M`` and untied states (Section 3.1). The datum enters slot :data:`INPUT_SLOT` of
 the forward message of every input neuron; the network's output is slot :data:`OUTPUT_SLOT`
 of the last layer's forward messages; the previous step's prediction error enters slot
@@ -55,6 +58,9 @@ INPUT_SLOT = 0
 OUTPUT_SLOT = 1
 #: Slot of the last layer's backward message that carries the previous prediction error.
 ERROR_SLOT = 0
+#: Epsilon of the optional LayerNorm on messages (haiku's ``hk.LayerNorm`` default, as in the
+#: official code).
+LAYER_NORM_EPS = 1e-5
 #: Reductions over the grid that turn many sub-LSTM messages into one per neuron.
 REDUCTIONS = ("mean", "sum")
 
@@ -84,12 +90,16 @@ class SubLSTM(nn.Module):
         hidden_size: ``H``, the LSTM cell size (the official code's ``slow_size``).
         msg_size: ``M``, the width of forward and backward messages.
         position_inputs: also feed each sub-LSTM its coordinates ``(a / A, b / B)`` (Appendix D).
+        layer_norm: normalise every sub-LSTM's forward and backward message over its ``M``
+            numbers (:func:`messages`), as the official code's ``SubRNN(layer_norm=True)``.
         generator: seeds the initialisation.
 
     Parameters (shapes):
         w_fwd ``[M, 4H]``, w_bwd ``[M, 4H]``, w_hid ``[H, 4H]``, bias ``[4H]``: the LSTM, gates in
         the order input, cell candidate, forget, output; w_pos ``[2, 4H]`` with position inputs;
-        fwd_proj ``[H, M]`` + fwd_bias ``[M]``, bwd_proj ``[H, M]`` + bwd_bias ``[M]``: messages.
+        fwd_proj ``[H, M]`` + fwd_bias ``[M]``, bwd_proj ``[H, M]`` + bwd_bias ``[M]``: messages;
+        with ``layer_norm``, fwd_norm_scale, fwd_norm_offset, bwd_norm_scale, bwd_norm_offset
+        ``[M]`` each (scale 1 and offset 0 at initialisation).
     """
 
     def __init__(
@@ -98,12 +108,14 @@ class SubLSTM(nn.Module):
         msg_size: int = 8,
         position_inputs: bool = False,
         generator: Optional[torch.Generator] = None,
+        layer_norm: bool = False,
     ) -> None:
         super().__init__()
         if hidden_size < 1 or msg_size < 2:
             raise ValueError(f"need hidden_size >= 1 and msg_size >= 2, got {hidden_size}, {msg_size}")
         H, M = hidden_size, msg_size
         self.hidden_size, self.msg_size, self.position_inputs = H, M, position_inputs
+        self.layer_norm = layer_norm
         n_in = 2 * M + H + (2 if position_inputs else 0)  # what one sub-LSTM concatenates
 
         def init(*shape, fan_in):  # truncated normal, std 1/sqrt(fan_in), as for a dense layer
@@ -121,6 +133,9 @@ class SubLSTM(nn.Module):
         self.fwd_bias = nn.Parameter(torch.zeros(M))
         self.bwd_proj = init(H, M, fan_in=H)
         self.bwd_bias = nn.Parameter(torch.zeros(M))
+        if layer_norm:  # after every other parameter, so V_M vectors of earlier layouts still fit
+            self.fwd_norm_scale, self.fwd_norm_offset = nn.Parameter(torch.ones(M)), nn.Parameter(torch.zeros(M))
+            self.bwd_norm_scale, self.bwd_norm_offset = nn.Parameter(torch.ones(M)), nn.Parameter(torch.zeros(M))
         # Constants of the fast path (see _gate_constants), made once and moved with the
         # module instead of rebuilt at every tick; not part of the state dict (not V_M).
         scale, bias = _gate_constants(H, torch.zeros(()))
@@ -147,6 +162,19 @@ def _reduce(x: torch.Tensor, dim: int, how: str) -> torch.Tensor:
     if how == "sum":
         return x.sum(dim=dim)
     raise ValueError(f"unknown reduction {how!r}; valid: {', '.join(REDUCTIONS)}")
+
+
+def messages(lstm: SubLSTM, h: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Every sub-LSTM's forward and backward message before the reduction over the grid:
+    ``h [..., H]`` -> two ``[..., M]``, ``h @ proj + bias``, then, with ``lstm.layer_norm``,
+    a LayerNorm over the ``M`` numbers with its learned scale and offset (the official
+    ``SubRNN``: ``hk.LayerNorm((-1,), create_scale=True, create_offset=True)``)."""
+    fwd, bwd = h @ lstm.fwd_proj + lstm.fwd_bias, h @ lstm.bwd_proj + lstm.bwd_bias
+    if lstm.layer_norm:
+        M = (lstm.msg_size,)
+        fwd = nn.functional.layer_norm(fwd, M, lstm.fwd_norm_scale, lstm.fwd_norm_offset, LAYER_NORM_EPS)
+        bwd = nn.functional.layer_norm(bwd, M, lstm.bwd_norm_scale, lstm.bwd_norm_offset, LAYER_NORM_EPS)
+    return fwd, bwd
 
 
 def _gate_constants(H: int, like: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -208,6 +236,9 @@ def dense_ticks(
         h, c = fused_module.dense_ticks_checked(from_a, from_b, w_hid, h, c, micro_ticks, state_clip)
     else:
         h, c = folded_ticks(from_a, from_b, w_hid, h, c, micro_ticks, state_clip)
+    if lstm.layer_norm:  # a nonlinearity per message: project every sub-LSTM
+        fwd_msgs, bwd_msgs = messages(lstm, h)  # [n, A, B, M] each
+        return h, c, _reduce(fwd_msgs, 1, reduce), _reduce(bwd_msgs, 2, reduce)
     # Message projections after the reduction (they are linear, so this equals projecting
     # every sub-LSTM's message and then reducing; under "sum" the bias adds up A or B times).
     fwd_out = _reduce(h, 1, reduce) @ lstm.fwd_proj + (1 if reduce == "mean" else A) * lstm.fwd_bias
@@ -301,6 +332,5 @@ def dense_ticks_reference(
         if state_clip is not None:
             c = c.clamp(-state_clip, state_clip)
         h = torch.sigmoid(o) * torch.tanh(c)
-    fwd_msgs = h @ lstm.fwd_proj + lstm.fwd_bias  # [n, A, B, M]: every sub-LSTM's message
-    bwd_msgs = h @ lstm.bwd_proj + lstm.bwd_bias  # [n, A, B, M]
+    fwd_msgs, bwd_msgs = messages(lstm, h)  # [n, A, B, M] each: every sub-LSTM's messages
     return h, c, _reduce(fwd_msgs, 1, reduce), _reduce(bwd_msgs, 2, reduce)

@@ -39,6 +39,8 @@ class VSMLNetwork(nn.Module):
             (Appendix D: 4 at meta-test time); ``None`` for no clipping.
         fused: let :func:`dense_ticks` use the compiled CPU kernel where it can (``False``
             under ``torch.func.vmap``, e.g. a population of V_M in Chapter 6).
+        layer_norm: a LayerNorm on every sub-LSTM's messages (:class:`SubLSTM`), as the
+            official code's gradient-based configurations have; ignored with ``lstm``.
 
     The network runs in one of two ways, on the same sub-LSTM grid:
 
@@ -75,6 +77,7 @@ class VSMLNetwork(nn.Module):
         lstm: Optional[SubLSTM] = None,
         state_clip: Optional[float] = None,
         fused: bool = True,
+        layer_norm: bool = False,
     ) -> None:
         super().__init__()
         sizes = list(layer_sizes)
@@ -89,7 +92,9 @@ class VSMLNetwork(nn.Module):
         self.layer_sizes = sizes
         self.micro_ticks, self.reduce, self.output_bound = micro_ticks, reduce, output_bound
         self.init_rand_fraction = init_rand_fraction
-        self.lstm = SubLSTM(hidden_size, msg_size, position_inputs, generator=generator) if lstm is None else lstm
+        if lstm is None:
+            lstm = SubLSTM(hidden_size, msg_size, position_inputs, generator=generator, layer_norm=layer_norm)
+        self.lstm = lstm
         self.fast, self.state_clip, self.fused = fast, check_state_clip(state_clip), fused
 
     @property

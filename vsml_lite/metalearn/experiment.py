@@ -26,11 +26,13 @@ from .meta_training import SCOPE_PROCESS, MetaTrainResult, load_split, meta_trai
 #: Name of the artifact kind (``vsml_lite/pretrained/meta_learning_<preset>``).
 KIND = "meta_learning"
 #: Display names.
-LABELS = {"vsml": "VSML (VS Meta RNN)", "meta_rnn_fixed": "Meta RNN, fixed labels (the paper's)",
+LABELS = {"vsml": "VSML (VS Meta RNN)", "vsml_layernorm": "VSML, LayerNorm on messages",
+          "meta_rnn_fixed": "Meta RNN, fixed labels (the paper's)",
           "meta_rnn": "Meta RNN, permuted labels",
           "adam_linear": "online Adam, linear", "adam_mlp": "online Adam, 1 hidden layer"}
 #: Names in running text.
-SHORT_LABELS = {"vsml": "VSML network", "meta_rnn_fixed": "fixed-label Meta RNN",
+SHORT_LABELS = {"vsml": "VSML network", "vsml_layernorm": "VSML network with LayerNorm",
+                "meta_rnn_fixed": "fixed-label Meta RNN",
                 "meta_rnn": "permuted-label Meta RNN"}
 #: Datasets of the meta-test: MNIST (the meta-training distribution) and Fashion-MNIST (unseen).
 TEST_DATASETS = ("mnist", "fashion_mnist")

@@ -7,8 +7,8 @@ from typing import Optional, Sequence
 from .common import PAGE_WIDTH, band, figure_explorer, legend_below
 
 #: Colour of each model in Chapter 5's figures.
-META_COLORS = {"vsml": "#1f77b4", "meta_rnn_fixed": "#d62728", "meta_rnn": "#ff7f0e", "adam_linear": "#2ca02c",
-               "adam_mlp": "#7f7f7f"}
+META_COLORS = {"vsml": "#1f77b4", "vsml_layernorm": "#9467bd", "meta_rnn_fixed": "#d62728",
+               "meta_rnn": "#ff7f0e", "adam_linear": "#2ca02c", "adam_mlp": "#7f7f7f"}
 
 
 def plot_meta_training(curves: dict, ax=None):
