@@ -353,6 +353,24 @@ def test_end_to_end_smoke_artifact(tmp_path, data_root):
     assert rows == meta["metrics"]["results"]
 
 
+def test_the_meta_test_runs_fashion_mnist_standardised_both_ways(data_root):
+    """evaluate() runs Fashion-MNIST with the configured statistics and, as an ablation, with
+    the other ones: the ablation curves are what a meta-test configured the other way gives."""
+    cfg = vl.get_config("smoke").override({"device": "cpu", "meta_learning.test_seeds": 2})
+    learners = {"vsml": ml.build_learner(cfg, "vsml", torch.Generator().manual_seed(0)).eval()}
+    official = ml.evaluate(cfg, learners, progress=False)
+    assert cfg.meta_learning.fashion_stats == "mnist" and ml.fashion_ablation_key(cfg) == "fashion_mnist@own_stats"
+    own = ml.evaluate(cfg.override({"meta_learning.fashion_stats": "own"}), learners, progress=False)
+    for name in ("vsml", "adam_linear"):
+        for a, b in ((f"{name}/fashion_mnist@own_stats", f"{name}/fashion_mnist"),
+                     (f"{name}/fashion_mnist", f"{name}/fashion_mnist@mnist_stats")):
+            torch.testing.assert_close(official["curves"][a]["accuracy"], own["curves"][b]["accuracy"])
+    rows = ml.fashion_stats_table(official, cfg)
+    assert [r["model"] for r in rows] == [ml.LABELS[k] for k in ("vsml", *ml.BASELINES)]
+    assert list(rows[0])[1:] == [f"{w} @{n}" for w in ("MNIST stats", "own stats")
+                                 for n in sorted({ml.claim_steps(cfg), cfg.meta_learning.test_steps})]
+
+
 def test_reevaluate_keeps_the_learners_and_refuses_other_training(tmp_path, data_root):
     cfg = vl.get_config("smoke").override({"device": "cpu"})
     old_models = ("vsml", "meta_rnn")  # an artifact made before the fixed-label Meta RNN existed

@@ -13,7 +13,7 @@ from torch import nn
 
 from ..artifacts import code_version, live_path, load_artifact, save_artifact
 from ..claims import Verdict
-from ..config import Config
+from ..config import FASHION_STATS, Config
 from ..data import DATASET_NAMES, check_datasets
 from ..device import get_device
 from ..distributed import distributed_context
@@ -51,6 +51,10 @@ def evaluate(cfg: Config, learners: Dict[str, nn.Module], progress: bool = True)
     of the MNIST and Fashion-MNIST test splits (:func:`test_streams`), every learner and
     baseline runs once. Labels are the datasets' own (no permutation).
 
+    Fashion-MNIST also runs standardised the other way (:func:`other_fashion_stats`), as an
+    ablation of ``fashion_stats``, on the same streams: curves ``"<model>/<ablation key>"``
+    (:func:`fashion_ablation_key`).
+
     Returns ``{"curves": {"<model>/<dataset>": {"accuracy", "loss"}}, "lr_search": ...,
     "counts": {model: {"V_M", "V_L"}}, "seconds"}``.
     """
@@ -63,13 +67,16 @@ def evaluate(cfg: Config, learners: Dict[str, nn.Module], progress: bool = True)
     lr_search = {name: choose_learning_rate(cfg, train, h) for name, h in hidden.items()}
     seeds = [TEST_STREAM_SEED + i for i in range(m.test_seeds)]
     curves, counts = {}, {k: learned_variable_counts(v) for k, v in learners.items()}
-    jobs = [(ds, name) for ds in TEST_DATASETS for name in (*learners, *BASELINES)]
+    ablation = fashion_ablation_key(cfg)
+    other = cfg.override({"meta_learning.fashion_stats": other_fashion_stats(cfg)})
+    split = {**{ds: (cfg, ds) for ds in TEST_DATASETS}, ablation: (other, "fashion_mnist")}
+    jobs = [(ds, name) for ds in split for name in (*learners, *BASELINES)]
     bar = tqdm(jobs, disable=not progress, desc="meta-testing")
     streams = {}
     for ds, name in bar:
         bar.set_postfix(run=f"{name}/{ds}")
         if ds not in streams:
-            streams = {ds: test_streams(load_split(cfg, ds, train=False), seeds, m.test_steps)}
+            streams = {ds: test_streams(load_split(*split[ds], train=False), seeds, m.test_steps)}
         images, labels = streams[ds]
         if name in learners:
             out = meta_test(learners[name], images, labels, seed=cfg.seed + 2, state_clip=m.state_clip)
@@ -79,6 +86,37 @@ def evaluate(cfg: Config, learners: Dict[str, nn.Module], progress: bool = True)
         curves[f"{name}/{ds}"] = {"accuracy": out["accuracy"], "loss": out["loss"]}
     return {"curves": curves, "lr_search": lr_search, "counts": counts,
             "seconds": round(time.perf_counter() - start, 1)}
+
+
+def other_fashion_stats(cfg: Config) -> str:
+    """The Fashion-MNIST standardisation ``cfg`` does not use: the meta-test's ablation."""
+    return next(k for k in FASHION_STATS if k != cfg.meta_learning.fashion_stats)
+
+
+def fashion_ablation_key(cfg: Config) -> str:
+    """Curve key (after ``"<model>/"``) of Fashion-MNIST standardised the other way:
+    ``"fashion_mnist@own_stats"`` or ``"fashion_mnist@mnist_stats"``."""
+    return f"fashion_mnist@{other_fashion_stats(cfg)}_stats"
+
+
+def fashion_stats_table(evaluation: Dict[str, object], cfg: Config) -> List[Dict[str, object]]:
+    """Fashion-MNIST accuracy under both standardisations, one row per model and baseline,
+    at :func:`claim_steps` and ``test_steps`` (mean over the streams, percent), from
+    :func:`evaluate`'s curves; empty for records made before the ablation existed."""
+    curves, ablation = evaluation["curves"], fashion_ablation_key(cfg)
+    used, other = cfg.meta_learning.fashion_stats, other_fashion_stats(cfg)
+    name_of = {"mnist": "MNIST stats", "own": "own stats"}  # short: five columns fit the page
+    rows = []
+    for name in (*MODELS, *BASELINES):
+        if f"{name}/{ablation}" not in curves:
+            continue
+        row = {"model": LABELS[name]}
+        for stats, key in ((used, "fashion_mnist"), (other, ablation)):
+            acc = curves[f"{name}/{key}"]["accuracy"]  # [T, S]
+            for steps in sorted({claim_steps(cfg), cfg.meta_learning.test_steps}):
+                row[f"{name_of[stats]} @{steps}"] = f"{100 * acc[min(steps, acc.shape[0]) - 1].mean():.1f}%"
+        rows.append(row)
+    return rows
 
 
 #: The paper's Figure 6 in words (it gives no numbers): what the chapter checks.
