@@ -1,7 +1,7 @@
 """Make the Chapter 6 artifact: cloned backpropagation improved by CMA-ES (Appendix B,
 Figure 9, Table 2), starting from the random-data clone of Chapter 4's shipped artifact.
 
-    python scripts/improve_backprop.py --preset cpu          # 7 x 7 inputs, minutes on 2 cores
+    python scripts/improve_backprop.py --preset cpu          # 7 x 7 inputs, under an hour on one core
     python scripts/improve_backprop.py --preset paper        # Table 2; needs GPUs
     torchrun --nproc_per_node 4 scripts/improve_backprop.py --preset paper   # population over 4 processes
 
