@@ -34,8 +34,10 @@ def _improve_rows(final_improved, fashion_curve_improved):
 
 @pytest.mark.parametrize("final, fashion, verdicts", [
     (0.55, [0.35, 0.5, 0.64], [True, True, True, True]),
-    # the shipped improved learner's fate: good early, falls apart later
+    # the 100-step search's learner (shipped until a7c05eb): good early, falls apart later
     (0.194, [0.35, 0.45, 0.424], [True, True, False, False]),
+    # the 1,000-step search's: ends well above the clone on MNIST, so not "similar"
+    (0.699, [0.35, 0.5, 0.652], [True, True, False, True]),
 ])
 def test_figure9_claims_are_judged_early_and_over_the_whole_meta_test(final, fashion, verdicts):
     cfg = vl.get_config("smoke")
@@ -76,3 +78,14 @@ def test_summary_lists_each_horizon_with_its_count_and_numbers():
     assert text.startswith("Over the first 50 steps, 1 of 1 claims holds:\n\n- **holds**: A is faster early (A 0.9")
     assert "Over all 500 steps, 1 of 2 claims holds:" in text
     assert "- **does not hold**: A ends where B ends (A 19%, B 56%)." in text
+
+
+@pytest.mark.parametrize("final, fashion, words", [
+    (0.55, [0.35, 0.5, 0.64], "As in the paper, the improved algorithm ends level with the clone or above it "
+                              "(MNIST: 55.0% against the clone's 56.0%; Fashion-MNIST: 64.0% against the clone's 65.0%)."),
+    (0.194, [0.35, 0.45, 0.424], "The improvement the search found does not last (MNIST: 19.4%"),
+    (0.699, [0.35, 0.5, 0.652], "The improvement lasts: the improved algorithm ends above the clone (MNIST: 69.9%"),
+    (0.60, [0.35, 0.5, 0.55], "The improvement the search found does not last"),  # below on Fashion-MNIST only
+])
+def test_chapter_6_headline_says_where_the_improved_learner_ends(final, fashion, words):
+    assert improve.how_it_ends(_improve_rows(final, fashion)).startswith(words)

@@ -39,7 +39,7 @@ from . import training
 from .artifacts import live_path, load_artifact, pretrained_path, save_artifact
 from .claims import Verdict
 from .config import Config
-from .data import TensorData, check_datasets
+from .data import DATASET_NAMES, TensorData, check_datasets
 from .device import get_device, make_generator
 from .distributed import all_reduce_sum, distributed_context
 from .network import SubLSTM
@@ -384,6 +384,29 @@ def check_claims(rows: List[Dict[str, object]], cfg: Config) -> List[Dict[str, o
                               f"{100 * f_i['_accuracy']:.1f}% vs {100 * f_c['_accuracy']:.1f}%",
             all(claims.not_worse(i, c, sd) for i, c, sd in points)))
     return [v.to_dict() for v in verdicts]
+
+
+def how_it_ends(rows: List[Dict[str, object]]) -> str:
+    """Where the improved algorithm ends against the clone (final test accuracy, per dataset),
+    in words for a chapter's headline: below the clone anywhere (beyond the tolerance of
+    :func:`~vsml_lite.claims.not_worse`) means the improvement did not last; above it on MNIST
+    means it lasted beyond the "similar performance" the paper saw."""
+    by = {(r["dataset"], r["_name"]): r for r in rows}
+    ends = {}
+    for ds in TEST_DATASETS:
+        i, c = by[(ds, "improved")], by[(ds, "clone")]
+        gap = i["_accuracy"] - c["_accuracy"]
+        side = ("level with" if claims.similar(i["_accuracy"], c["_accuracy"], c["_accuracy_std"])
+                else "above" if gap > 0 else "below")
+        ends[ds] = (side, f"{DATASET_NAMES[ds]}: {100 * i['_accuracy']:.1f}% against the clone's "
+                          f"{100 * c['_accuracy']:.1f}%")
+    numbers = "; ".join(text for _, text in ends.values())
+    if any(side == "below" for side, _ in ends.values()):
+        return f"The improvement the search found does not last ({numbers})."
+    if ends["mnist"][0] == "above":
+        return (f"The improvement lasts: the improved algorithm ends above the clone ({numbers}), "
+                f"where the paper saw similar performance later on.")
+    return f"As in the paper, the improved algorithm ends level with the clone or above it ({numbers})."
 
 
 def public_rows(rows: List[Dict[str, object]]) -> List[Dict[str, object]]:
