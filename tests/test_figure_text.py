@@ -71,7 +71,7 @@ def _chapter5():
     evaluation = ml.evaluation_from_record(record)
     yield "5.1 meta-training", vl.viz.plot_meta_training(record.meta["curves"])
     yield "5.2 lr search", vl.viz.plot_lr_search(evaluation["lr_search"])
-    order = (*ml.MODELS, *ml.BASELINES)
+    order = (*learners, *ml.BASELINES)  # the models the record has, as the chapter draws them
     yield "5.3 Figure 6", vl.viz.plot_figure6(evaluation["curves"], order, mark=cfg.meta_learning.episode_length)
     side = cfg.meta_learning.input_side
     images = torch.rand(6, side * side)
