@@ -161,3 +161,18 @@ def test_a_field_added_since_the_checkpoint_resumes_at_its_default():
     assert training.same_guard({**old, "model": "vsml"}, training.config_guard(cfg, model="vsml"))
     assert not training.same_guard({**old, "model": "vsml"}, training.config_guard(cfg, model="meta_rnn"))
     assert not training.same_guard(None, training.config_guard(cfg))
+
+
+def test_a_run_resumes_when_only_another_chapters_section_changed():
+    """The campaign's forward-cloning checkpoint must survive a default changed in Chapter 5's
+    section; a change in its own section or in the seed still refuses it."""
+    cfg = vl.get_config("paper")
+    own = ("forward_cloning", "data")
+    saved = training.config_guard(cfg)  # checkpoints made before sections counted kept everything
+    other = cfg.override({"meta_learning.fashion_stats": "own"})
+    assert training.same_guard(saved, training.config_guard(other, own))
+    assert not training.same_guard(saved, training.config_guard(other))  # every section counts
+    assert not training.same_guard(saved, training.config_guard(cfg.override({"forward_cloning.lr": 1e-4}), own))
+    assert not training.same_guard(saved, training.config_guard(cfg.override({"seed": 1}), own))
+    bad = {**saved, "forward_cloning": {**saved["forward_cloning"], "no_such_field": 1}}
+    assert not training.same_guard(bad, training.config_guard(cfg, own))

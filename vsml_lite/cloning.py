@@ -206,7 +206,7 @@ def train_forward_cloning(
         deadline: stop (checkpointed) at this ``time.monotonic()``; see ``TrainResult.finished``.
     """
     task = ForwardCloningTask(cfg)
-    out = training.run(task, checkpoint, training.config_guard(cfg), progress, deadline)
+    out = training.run(task, checkpoint, training.config_guard(cfg, ("forward_cloning", "data")), progress, deadline)
     return TrainResult(lstm=task.lstm, steps=out.history["iteration"], losses=out.history.get("loss", []),
                        seconds=out.seconds, resumed_from=out.resumed_from, finished=out.finished,
                        code_versions=out.code_versions)

@@ -285,7 +285,7 @@ def search(cfg: Config, lstm: SubLSTM, clone_cfg: Config, train: TensorData,
     task = SearchTask(cfg, lstm, clone_cfg, train)
     rank, _ = distributed_context()
     # A checkpoint of another message layout would continue the search in the wrong slots: refused.
-    out = training.run(task, checkpoint, training.config_guard(cfg, clone_layout=bp.CLONE_LAYOUT), progress,
+    out = training.run(task, checkpoint, training.config_guard(cfg, ("improve", "network", "data"), clone_layout=bp.CLONE_LAYOUT), progress,
                        deadline, writer=rank == 0)
     history = {"generation": out.history["iteration"],
                **{k: out.history.get(k, []) for k in ("mean_loss", "clone_loss", "best_loss",

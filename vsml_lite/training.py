@@ -106,10 +106,16 @@ class RunResult:
     code_versions: List[str] = field(default_factory=list)
 
 
-def config_guard(cfg, **extra: Any) -> Dict[str, Any]:
+def config_guard(cfg, sections: Optional[Sequence[str]] = None, **extra: Any) -> Dict[str, Any]:
     """What a checkpoint must match to be resumed: ``cfg.to_dict()`` without the
-    :data:`EXECUTION_FIELDS`, plus ``extra`` (e.g. which model is meta-trained)."""
-    guard = {k: v for k, v in cfg.to_dict().items() if k not in EXECUTION_FIELDS}
+    :data:`EXECUTION_FIELDS`, plus ``extra`` (e.g. which model is meta-trained).
+
+    ``sections``: the config sections that shape this run (e.g. ``("forward_cloning",
+    "data")``); the top-level fields (seed, dtype) always count, the other sections do not,
+    so a default changed in another chapter's section does not refuse a campaign's
+    checkpoint. ``None`` keeps every section."""
+    guard = {k: v for k, v in cfg.to_dict().items()
+             if k not in EXECUTION_FIELDS and (sections is None or not isinstance(v, dict) or k in sections)}
     guard.update(extra)
     return guard
 
@@ -123,7 +129,14 @@ def same_guard(saved: Optional[Mapping[str, Any]], current: Mapping[str, Any]) -
     difference, refuses the checkpoint."""
     if saved is None:
         return False
-    return _normalised(saved) == _normalised(current)
+    import dataclasses
+
+    from .config import Config
+
+    # config sections this run's guard does not count (config_guard's ``sections``)
+    drop = {f.name for f in dataclasses.fields(Config)} - set(current)
+    a, b = _normalised(saved), _normalised(current)
+    return {k: v for k, v in a.items() if k not in drop} == {k: v for k, v in b.items() if k not in drop}
 
 
 def _normalised(guard: Mapping[str, Any]) -> Dict[str, Any]:

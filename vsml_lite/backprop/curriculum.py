@@ -395,7 +395,7 @@ def train_backprop_cloning(cfg: Config, checkpoint: Union[str, Path, None] = Non
     """
     task = BackpropCloningTask(cfg, data, init)
     # A checkpoint of another message layout would resume into the wrong slots: refused.
-    out = training.run(task, checkpoint, training.config_guard(cfg, clone_layout=CLONE_LAYOUT), progress, deadline)
+    out = training.run(task, checkpoint, training.config_guard(cfg, ("backprop_cloning", "network", "data"), clone_layout=CLONE_LAYOUT), progress, deadline)
     h = out.history
     curves = {"iteration": h["iteration"], **{k: h.get(k, []) for k in ("stage", "forward", "backward", "update")}}
     return CloneTrainResult(lstm=task.lstm, curves=curves, seconds=out.seconds, resumed_from=out.resumed_from,

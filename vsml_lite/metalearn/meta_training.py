@@ -188,7 +188,7 @@ def meta_train(cfg: Config, model: str, checkpoint: Union[str, Path, None] = Non
     per_model = reset_peak_memory(get_device(cfg.device))  # the peak below is this model's
     task = MetaTrainingTask(cfg, model, data)
     rank, _ = distributed_context()
-    out = training.run(task, checkpoint, training.config_guard(cfg, model=model), progress, deadline,
+    out = training.run(task, checkpoint, training.config_guard(cfg, ("meta_learning", "network", "data"), model=model), progress, deadline,
                        writer=rank == 0)
     h = out.history
     peak = max(task.peak_memory_mb, peak_memory_mb(task.device))
