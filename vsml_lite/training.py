@@ -45,7 +45,7 @@ import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Protocol, Union
+from typing import Any, Dict, List, Mapping, Optional, Protocol, Sequence, Union
 
 import torch
 
@@ -129,22 +129,24 @@ def same_guard(saved: Optional[Mapping[str, Any]], current: Mapping[str, Any]) -
     difference, refuses the checkpoint."""
     if saved is None:
         return False
-    import dataclasses
-
-    from .config import Config
-
-    # config sections this run's guard does not count (config_guard's ``sections``)
-    drop = {f.name for f in dataclasses.fields(Config)} - set(current)
+    drop = _config_fields() - set(current)  # sections this run's guard does not count
     a, b = _normalised(saved), _normalised(current)
     return {k: v for k, v in a.items() if k not in drop} == {k: v for k, v in b.items() if k not in drop}
 
 
-def _normalised(guard: Mapping[str, Any]) -> Dict[str, Any]:
+def _config_fields() -> set:
+    """Names of :class:`~vsml_lite.config.Config`'s top-level fields and sections."""
     import dataclasses
 
     from .config import Config
 
-    names = {f.name for f in dataclasses.fields(Config)}
+    return {f.name for f in dataclasses.fields(Config)}
+
+
+def _normalised(guard: Mapping[str, Any]) -> Dict[str, Any]:
+    from .config import Config
+
+    names = _config_fields()
     config = {k: v for k, v in guard.items() if k in names}
     extra = {k: v for k, v in guard.items() if k not in names}
     if config:
