@@ -129,7 +129,7 @@ def population_losses(like: SubLSTM, vectors: torch.Tensor, cfg: Config, layer_s
     one by one elsewhere (module docstring).
     """
     if batched is None:
-        batched = vectors.device.type == "cuda" or next(like.parameters()).device.type == "cuda"
+        batched = next(like.parameters()).device.type == "cuda"  # candidates run where ``like`` lives
     if not batched:
         return torch.stack([_unroll_one(load_vector(like, v), cfg, layer_sizes, weights, xs, ys, fused=True)
                             .float().cpu() for v in vectors])
