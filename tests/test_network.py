@@ -127,6 +127,54 @@ def test_fused_kernel_gradients_equal_eager_autograd(clip, A, B, ticks, uses_c):
             torch.testing.assert_close(g_fused, g_eager, atol=2e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("N, H, ticks, clip", [(1100, 32, 2, None), (700, 16, 1, 0.3), (37, 8, 3, 0.5)])
+def test_fused_cell_kernel_equals_eager_values_and_gradients(N, H, ticks, clip, threads):
+    """One sub-LSTM per example (the cloning shapes): the kernel that makes the input
+    projection itself and sums the weight gradients block by block (over 512 rows, so 1,100
+    sub-LSTMs make uneven blocks, and two threads split them) gives the eager ticks' values
+    and gradients, the messages' gradients included."""
+    if fused.disabled():
+        pytest.skip("fused kernel disabled by VSML_FUSED=0")
+    gen = torch.Generator().manual_seed(N + H)
+    M = 8
+    fwd = torch.randn(N, M, generator=gen).requires_grad_()
+    bwd = (torch.randn(N, M, generator=gen) * (torch.rand(N, M, generator=gen) < 0.3)).requires_grad_()
+    w_fwd, w_bwd = (torch.randn(M, 4 * H, generator=gen).div(M ** 0.5).requires_grad_() for _ in range(2))
+    bias = torch.randn(4 * H, generator=gen).requires_grad_()
+    w_hid = torch.randn(H, 4 * H, generator=gen).div(H ** 0.5).requires_grad_()
+    h = torch.randn(N, H, generator=gen).tanh().requires_grad_()
+    c = (torch.randn(N, H, generator=gen) * 2).requires_grad_()
+    weights = [torch.randn(N, H, generator=gen) for _ in range(2)]
+    inputs = [fwd, bwd, w_fwd, w_bwd, bias, w_hid, h, c]
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        h_k, c_k = fused.cell_ticks(fwd, bwd, w_fwd, w_bwd, bias, w_hid, h, c, ticks, clip)
+        g_k = torch.autograd.grad((h_k * weights[0]).sum() + (c_k * weights[1]).sum(), inputs)
+    finally:
+        torch.set_num_threads(old)
+    from_a, from_b = (fwd @ w_fwd)[:, None], torch.addmm(bias, bwd, w_bwd)[:, None]
+    h_e, c_e = network.folded_ticks(from_a, from_b, w_hid, h[:, None, None], c[:, None, None], ticks, clip)
+    h_e, c_e = h_e.view(N, H), c_e.view(N, H)
+    g_e = torch.autograd.grad((h_e * weights[0]).sum() + (c_e * weights[1]).sum(), inputs)
+    torch.testing.assert_close(h_k, h_e, atol=ATOL, rtol=1e-4)
+    torch.testing.assert_close(c_k, c_e, atol=ATOL, rtol=1e-4)
+    for name, a, b in zip(("fwd", "bwd", "w_fwd", "w_bwd", "bias", "w_hid", "h", "c"), g_k, g_e):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4, msg=name)
+
+
+def test_fused_cell_kernel_names_a_wrong_shape():
+    if fused.disabled():
+        pytest.skip("fused kernel disabled by VSML_FUSED=0")
+    H, M, N = 8, 4, 3
+    args = [torch.zeros(N, M), torch.zeros(N, M), torch.zeros(M, 4 * H), torch.zeros(M, 4 * H),
+            torch.zeros(4 * H), torch.zeros(H, 4 * H), torch.zeros(N, H), torch.zeros(N, H)]
+    args[3] = torch.zeros(M + 1, 4 * H)
+    with pytest.raises(ValueError, match=r"w_bwd must have shape \[4, 32\]"):
+        fused.cell_ticks(*args, 1)
+
+
 def test_meta_gradients_match_and_flow_to_every_meta_variable():
     grads = []
     for fast in (True, False):

@@ -10,6 +10,12 @@ it also saves the gates, pre-clip cell states and hidden inputs of every tick, a
 kernel runs the ticks backwards from them. Rows of the grid are spread over torch's intra-op
 threads (``torch.set_num_threads``).
 
+Grids of one sub-LSTM per example (``A = B = 1``: the cloning runs of Chapters 3 and 4, 32,768
+sub-LSTMs a batch) have their own pair of kernels (:func:`cell_ticks`): the forward also makes
+the input projection from the ``M``-wide messages, and the backward adds the gate gradients
+into the weight gradients block by block while they are in cache, so that no ``[N, 4H]``
+tensor of projections or gate gradients is written and read back.
+
 It computes exactly what the eager fast path of :func:`vsml_lite.network.dense_ticks`
 computes (same folded gate scale and biases) for float32 CPU tensors; tests hold its outputs
 and its gradients equal to the eager ones. It is compiled on first use with
@@ -39,7 +45,9 @@ _SOURCE = r"""
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 #include <cstdint>
+#include <algorithm>
 #include <cstring>
+#include <mutex>
 #include <vector>
 
 
@@ -83,20 +91,15 @@ static inline v8f sigm(v8f x) { return splat(1.0f) / (splat(1.0f) + exp_poly(-x)
 // backward pass needs is written per tick t: the squashed gates (sv + t * tstride * G), the
 // cell state before clipping (cv_pre + t * tstride * H) and the hidden state the tick read
 // (hv_in + t * tstride * H).
+// base holds the input projection, fixed during the micro ticks.
 template <int H, bool SAVE>
-static inline void sub_lstm_ticks(const float* pa, const float* pb, const float* w, float* h,
-                                  float* c, int64_t ticks, bool clip, float bound, float* sv,
-                                  float* cv_pre, float* hv_in, int64_t tstride) {
+static inline void sub_lstm_ticks_from(const v8f* base, const float* w, float* h, float* c,
+                                       int64_t ticks, bool clip, float bound, float* sv,
+                                       float* cv_pre, float* hv_in, int64_t tstride) {
   constexpr int G = 4 * H, V = G / 8, HV = H / 8;
-  v8f gates[V], hv[HV], cv[HV], base[V];
+  v8f gates[V], hv[HV], cv[HV];
   std::memcpy(hv, h, sizeof(hv));
   std::memcpy(cv, c, sizeof(cv));
-  for (int k = 0; k < V; ++k) {
-    v8f a, b;
-    std::memcpy(&a, pa + 8 * k, sizeof(a));
-    std::memcpy(&b, pb + 8 * k, sizeof(b));
-    base[k] = a + b;  // the input projection, fixed during the micro ticks
-  }
   for (int64_t t = 0; t < ticks; ++t) {
     if (SAVE) std::memcpy(hv_in + t * tstride * H, h, H * sizeof(float));
     for (int k = 0; k < V; ++k) gates[k] = base[k];
@@ -125,19 +128,60 @@ static inline void sub_lstm_ticks(const float* pa, const float* pb, const float*
   std::memcpy(c, cv, sizeof(cv));
 }
 
+// A sub-LSTM of a grid: its input projection is pa (its row's) + pb (its column's).
+template <int H, bool SAVE>
+static inline void sub_lstm_ticks(const float* pa, const float* pb, const float* w, float* h,
+                                  float* c, int64_t ticks, bool clip, float bound, float* sv,
+                                  float* cv_pre, float* hv_in, int64_t tstride) {
+  constexpr int V = 4 * H / 8;
+  v8f base[V];
+  for (int k = 0; k < V; ++k) {
+    v8f a, b;
+    std::memcpy(&a, pa + 8 * k, sizeof(a));
+    std::memcpy(&b, pb + 8 * k, sizeof(b));
+    base[k] = a + b;
+  }
+  sub_lstm_ticks_from<H, SAVE>(base, w, h, c, ticks, clip, bound, sv, cv_pre, hv_in, tstride);
+}
+
+// A sub-LSTM that reads its own messages (a 1 x 1 grid per example, Chapters 3 and 4): its
+// input projection bias + fwd @ w_fwd + bwd @ w_bwd is made here, in registers, instead of
+// being written to and read back from two [N, 4H] tensors. Message entries that are zero (most
+// of them: a message carries one input or one error) are skipped.
+template <int H>
+static inline void cell_projection(const float* fwd, const float* bwd, const float* w_fwd,
+                                   const float* w_bwd, const float* bias, int64_t M, v8f* base) {
+  constexpr int G = 4 * H, V = G / 8;
+  std::memcpy(base, bias, V * sizeof(v8f));
+  for (int pass = 0; pass < 2; ++pass) {
+    const float* x = pass == 0 ? fwd : bwd;
+    const float* w = pass == 0 ? w_fwd : w_bwd;
+    for (int64_t j = 0; j < M; ++j) {
+      if (x[j] == 0.0f) continue;
+      const v8f xj = splat(x[j]);
+      for (int k = 0; k < V; ++k) {
+        v8f wk;
+        std::memcpy(&wk, w + j * G + 8 * k, sizeof(wk));
+        base[k] += xj * wk;
+      }
+    }
+  }
+}
+
 static inline v8f clamp8(v8f x, float bound) {
   x = x < splat(-bound) ? splat(-bound) : x;
   return x > splat(bound) ? splat(bound) : x;
 }
 
-// Backward through every micro tick of one sub-LSTM (reverse order), from the saved values.
-// wt is w_hid transposed, [G, H]. dh, dc hold the gradients of the outputs on entry and of
-// the inputs on exit; dgates + t * tstride * G receives the gradient of tick t's gate
-// pre-activations.
+// Backward through every micro tick of one sub-LSTM (reverse order), from the saved values
+// (tick t's at offset t * tstride rows). wt is w_hid transposed, [G, H]. dh, dc hold the
+// gradients of the outputs on entry and of the inputs on exit; dgates + t * dstride * G
+// receives the gradient of tick t's gate pre-activations.
 template <int H>
 static inline void sub_lstm_backward(const float* wt, const float* sv, const float* cv_pre,
                                      const float* c_in, float* dh, float* dc, float* dgates,
-                                     int64_t ticks, bool clip, float bound, int64_t tstride) {
+                                     int64_t ticks, bool clip, float bound, int64_t tstride,
+                                     int64_t dstride) {
   constexpr int G = 4 * H, HV = H / 8;
   v8f dhv[HV], dcv[HV];
   std::memcpy(dhv, dh, sizeof(dhv));
@@ -177,7 +221,7 @@ static inline void sub_lstm_backward(const float* wt, const float* sv, const flo
       std::memcpy(dg + 2 * H + 8 * j, &gf, sizeof(gf));
       std::memcpy(dg + 3 * H + 8 * j, &go, sizeof(go));
     }
-    std::memcpy(dgates + t * tstride * G, dg, sizeof(dg));
+    std::memcpy(dgates + t * dstride * G, dg, sizeof(dg));
     for (int j = 0; j < HV; ++j) dhv[j] = splat(0.0f);  // dh of tick t's input = W dg
     for (int k = 0; k < G; ++k) {
       const v8f gk = splat(dg[k]);
@@ -226,8 +270,101 @@ static void run_backward(const float* wt, const float* sv, const float* cv_pre,
   at::parallel_for(0, N, 64, [&](int64_t begin, int64_t end) {
     for (int64_t m = begin; m < end; ++m) {
       sub_lstm_backward<H>(wt, sv + m * G, cv_pre + m * H, c_in + m * H, dh + m * H,
-                           dc + m * H, dgates + m * G, ticks, clip, bound, N);
+                           dc + m * H, dgates + m * G, ticks, clip, bound, N, N);
     }
+  });
+}
+
+// One sub-LSTM per example, reading its own messages fwd [N, M] and bwd [N, M].
+template <int H>
+static void run_cell(const float* fwd, const float* bwd, const float* w_fwd, const float* w_bwd,
+                     const float* bias, const float* w, const float* h_in, const float* c_in,
+                     float* h_out, float* c_out, int64_t N, int64_t M, int64_t ticks, bool clip,
+                     float bound, float* sv, float* cv_pre, float* hv_in) {
+  constexpr int G = 4 * H, V = G / 8;
+  at::parallel_for(0, N, 64, [&](int64_t begin, int64_t end) {
+    for (int64_t m = begin; m < end; ++m) {
+      v8f base[V];
+      cell_projection<H>(fwd + m * M, bwd + m * M, w_fwd, w_bwd, bias, M, base);
+      std::memcpy(h_out + m * H, h_in + m * H, H * sizeof(float));
+      std::memcpy(c_out + m * H, c_in + m * H, H * sizeof(float));
+      if (sv != nullptr) {
+        sub_lstm_ticks_from<H, true>(base, w, h_out + m * H, c_out + m * H, ticks, clip, bound,
+                                     sv + m * G, cv_pre + m * H, hv_in + m * H, N);
+      } else {
+        sub_lstm_ticks_from<H, false>(base, w, h_out + m * H, c_out + m * H, ticks, clip, bound,
+                                      nullptr, nullptr, nullptr, N);
+      }
+    }
+  });
+}
+
+// Rows (sub-LSTM ticks) per block of run_cell_backward: a block's gate gradients, 512 x 4H
+// floats (256 KiB at H = 32), stay in cache between the kernel that writes them and the
+// matrix products that add them into the weight gradients, and a block is large enough that
+// the products' call overhead (a few microseconds each) stays small beside their work.
+constexpr int64_t CELL_BLOCK_ROWS = 512;
+
+// Backward of run_cell. The gate gradients never make a [T, N, 4H] tensor: block by block,
+// they are multiplied into per-thread sums of the weight gradients, which are added up at
+// the end. d_fwd and d_bwd (the messages' gradients) are written only when input_grad.
+template <int H>
+static void run_cell_backward(const float* fwd, const float* bwd, const torch::Tensor& w_fwd,
+                              const torch::Tensor& w_bwd, const float* wt, const float* sv,
+                              const float* cv_pre, const float* h_read, const float* c_in,
+                              float* dh, float* dc, int64_t N, int64_t M, int64_t ticks,
+                              bool clip, float bound, bool input_grad, float* d_fwd,
+                              float* d_bwd, torch::Tensor& dw_fwd, torch::Tensor& dw_bwd,
+                              torch::Tensor& d_bias, torch::Tensor& dw_hid) {
+  constexpr int G = 4 * H;
+  const int64_t T = std::max<int64_t>(ticks, 1), rows = std::max<int64_t>(1, CELL_BLOCK_ROWS / T);
+  const auto opts = w_fwd.options();
+  std::mutex merge;
+  at::parallel_for(0, N, rows, [&](int64_t begin, int64_t end) {
+    at::NoGradGuard no_grad;  // worker threads do not inherit the caller's grad mode
+    auto acc_in = torch::zeros({2 * M, G}, opts), acc_hid = torch::zeros({H, G}, opts);
+    auto acc_bias = torch::zeros({G}, opts);
+    auto dg = torch::empty({T * rows, G}, opts);  // the block's [T, R, G] gate gradients
+    auto hr = torch::empty({T * rows, H}, opts);  // the hidden states those ticks read
+    auto xs = torch::empty({rows, 2 * M}, opts);  // the block's messages, [fwd | bwd]
+    auto per_sub = torch::empty({rows, G}, opts);  // gate gradients summed over the ticks
+    float *dgp = dg.data_ptr<float>(), *hrp = hr.data_ptr<float>(), *xsp = xs.data_ptr<float>();
+    float *psp = per_sub.data_ptr<float>(), *biasp = acc_bias.data_ptr<float>();
+    for (int64_t m0 = begin; m0 < end; m0 += rows) {
+      const int64_t R = std::min(rows, end - m0);
+      for (int64_t r = 0; r < R; ++r) {
+        const int64_t m = m0 + r;
+        sub_lstm_backward<H>(wt, sv + m * G, cv_pre + m * H, c_in + m * H, dh + m * H,
+                             dc + m * H, dgp + r * G, ticks, clip, bound, N, R);
+        std::memcpy(xsp + r * 2 * M, fwd + m * M, M * sizeof(float));
+        std::memcpy(xsp + r * 2 * M + M, bwd + m * M, M * sizeof(float));
+      }
+      for (int64_t t = 0; t < ticks; ++t)
+        std::memcpy(hrp + t * R * H, h_read + (t * N + m0) * H, R * H * sizeof(float));
+      for (int64_t r = 0; r < R; ++r) {  // the projection is the same every tick: sum them
+        float* row = psp + r * G;
+        std::memset(row, 0, G * sizeof(float));
+        for (int64_t t = 0; t < ticks; ++t) {
+          const float* d = dgp + (t * R + r) * G;
+          for (int k = 0; k < G; ++k) row[k] += d[k];
+        }
+        for (int k = 0; k < G; ++k) biasp[k] += row[k];
+      }
+      acc_hid.addmm_(hr.narrow(0, 0, ticks * R).t(), dg.narrow(0, 0, ticks * R));
+      auto block = per_sub.narrow(0, 0, R);
+      acc_in.addmm_(xs.narrow(0, 0, R).t(), block);
+      if (input_grad) {
+        auto out_f = torch::from_blob(d_fwd + m0 * M, {R, M}, opts);
+        auto out_b = torch::from_blob(d_bwd + m0 * M, {R, M}, opts);
+        at::mm_out(out_f, block, w_fwd.t());
+        at::mm_out(out_b, block, w_bwd.t());
+      }
+    }
+    std::lock_guard<std::mutex> guard(merge);
+    dw_fwd.add_(acc_in.narrow(0, 0, M));
+    dw_bwd.add_(acc_in.narrow(0, M, M));
+    dw_hid.add_(acc_hid);
+    d_bias.add_(acc_bias);
   });
 }
 
@@ -306,6 +443,85 @@ std::vector<torch::Tensor> backward_ticks(torch::Tensor w_hid, torch::Tensor sv,
                                      dgates.data_ptr<float>(), N, T, clip > 0,
                                      static_cast<float>(clip))));
   return {dgates, dh, dc};
+}
+
+// Forward of sub-LSTMs that read their own messages (1 x 1 grids): fwd, bwd [N, M]; w_fwd,
+// w_bwd [M, 4H], bias [4H] and w_hid [H, 4H] with the gate scale (and gate biases) folded in;
+// h, c [N, H]. With save = true also returns what cell_backward needs, as forward_ticks does.
+std::vector<torch::Tensor> cell_forward(torch::Tensor fwd, torch::Tensor bwd, torch::Tensor w_fwd,
+                                        torch::Tensor w_bwd, torch::Tensor bias,
+                                        torch::Tensor w_hid, torch::Tensor h, torch::Tensor c,
+                                        int64_t ticks, double clip, bool save) {
+  for (const auto& t : {fwd, bwd, w_fwd, w_bwd, bias, w_hid, h, c}) {
+    TORCH_CHECK(t.device().is_cpu() && t.scalar_type() == torch::kFloat32, "fused cell kernel: float32 CPU tensors only");
+  }
+  TORCH_CHECK(h.dim() == 2 && c.sizes() == h.sizes(), "fused cell kernel: h and c must be [N, H] alike");
+  TORCH_CHECK(ticks >= 0, "fused cell kernel: ticks must be >= 0");
+  const int64_t N = h.size(0), H = h.size(1);
+  TORCH_CHECK(fwd.dim() == 2 && fwd.size(0) == N && bwd.sizes() == fwd.sizes(), "fused cell kernel: fwd and bwd must be [N, M]");
+  const int64_t M = fwd.size(1);
+  TORCH_CHECK(w_fwd.dim() == 2 && w_fwd.size(0) == M && w_fwd.size(1) == 4 * H && w_bwd.sizes() == w_fwd.sizes(),
+              "fused cell kernel: w_fwd and w_bwd must be [M, 4H]");
+  TORCH_CHECK(bias.dim() == 1 && bias.size(0) == 4 * H, "fused cell kernel: bias must be [4H]");
+  TORCH_CHECK(w_hid.dim() == 2 && w_hid.size(0) == H && w_hid.size(1) == 4 * H, "fused cell kernel: w_hid must be [H, 4H]");
+  auto f = fwd.contiguous(), b = bwd.contiguous(), wf = w_fwd.contiguous(), wb = w_bwd.contiguous();
+  auto bi = bias.contiguous(), w = w_hid.contiguous(), hi = h.contiguous(), ci = c.contiguous();
+  auto ho = torch::empty_like(hi), co = torch::empty_like(ci);
+  torch::Tensor sv, cpre, hin;
+  if (save) {
+    sv = torch::empty({ticks, N, 4 * H}, hi.options());
+    cpre = torch::empty({ticks, N, H}, hi.options());
+    hin = torch::empty({ticks, N, H}, hi.options());
+  }
+  VSML_DISPATCH(H, (run_cell<HH>(f.data_ptr<float>(), b.data_ptr<float>(), wf.data_ptr<float>(),
+                                 wb.data_ptr<float>(), bi.data_ptr<float>(), w.data_ptr<float>(),
+                                 hi.data_ptr<float>(), ci.data_ptr<float>(), ho.data_ptr<float>(),
+                                 co.data_ptr<float>(), N, M, ticks, clip > 0, static_cast<float>(clip),
+                                 save ? sv.data_ptr<float>() : nullptr,
+                                 save ? cpre.data_ptr<float>() : nullptr,
+                                 save ? hin.data_ptr<float>() : nullptr)));
+  if (save) return {ho, co, sv, cpre, hin};
+  return {ho, co};
+}
+
+// Backward of cell_forward: {d_fwd, d_bwd (empty unless input_grad), d_w_fwd, d_w_bwd, d_bias,
+// d_w_hid, dh, dc}. A missing (None) output gradient counts as zeros.
+std::vector<torch::Tensor> cell_backward(torch::Tensor fwd, torch::Tensor bwd, torch::Tensor w_fwd,
+                                         torch::Tensor w_bwd, torch::Tensor w_hid, torch::Tensor sv,
+                                         torch::Tensor cpre, torch::Tensor hin, torch::Tensor c_in,
+                                         c10::optional<torch::Tensor> dh_out,
+                                         c10::optional<torch::Tensor> dc_out, double clip,
+                                         bool input_grad) {
+  // Detached: the products below run on worker threads, whose grad mode is their own.
+  auto f = fwd.detach().contiguous(), b = bwd.detach().contiguous();
+  auto wf = w_fwd.detach().contiguous(), wb = w_bwd.detach().contiguous();
+  auto wt = w_hid.detach().t().contiguous();  // [4H, H]
+  auto s = sv.contiguous(), cp = cpre.contiguous(), hr = hin.contiguous(), ci = c_in.contiguous();
+  const int64_t T = s.size(0), N = s.size(1), H = s.size(2) / 4;
+  TORCH_CHECK(s.dim() == 3 && s.size(2) == 4 * H && w_hid.size(0) == H && w_hid.size(1) == 4 * H &&
+              cp.numel() == T * N * H && hr.numel() == T * N * H && ci.numel() == N * H &&
+              f.dim() == 2 && f.size(0) == N && b.sizes() == f.sizes() &&
+              wf.dim() == 2 && wf.size(0) == f.size(1) && wf.size(1) == 4 * H && wb.sizes() == wf.sizes() &&
+              (!dh_out.has_value() || dh_out->numel() == N * H) &&
+              (!dc_out.has_value() || dc_out->numel() == N * H), "fused cell kernel backward: inconsistent shapes");
+  auto grad_or_zeros = [&](const c10::optional<torch::Tensor>& g) {
+    return g.has_value() ? g->contiguous().view({N, H}).clone() : torch::zeros({N, H}, ci.options());
+  };
+  auto dh = grad_or_zeros(dh_out), dc = grad_or_zeros(dc_out);
+  auto d_fwd = input_grad ? torch::empty_like(f) : torch::empty({0}, f.options());
+  auto d_bwd = input_grad ? torch::empty_like(b) : torch::empty({0}, f.options());
+  auto dw_fwd = torch::zeros_like(wf), dw_bwd = torch::zeros_like(wb);
+  auto d_bias = torch::zeros({4 * H}, f.options()), dw_hid = torch::zeros({H, 4 * H}, f.options());
+  VSML_DISPATCH(H, (run_cell_backward<HH>(f.data_ptr<float>(), b.data_ptr<float>(), wf, wb,
+                                          wt.data_ptr<float>(), s.data_ptr<float>(),
+                                          cp.data_ptr<float>(), hr.data_ptr<float>(),
+                                          ci.data_ptr<float>(), dh.data_ptr<float>(),
+                                          dc.data_ptr<float>(), N, f.size(1), T, clip > 0,
+                                          static_cast<float>(clip), input_grad,
+                                          input_grad ? d_fwd.data_ptr<float>() : nullptr,
+                                          input_grad ? d_bwd.data_ptr<float>() : nullptr,
+                                          dw_fwd, dw_bwd, d_bias, dw_hid)));
+  return {d_fwd, d_bwd, dw_fwd, dw_bwd, d_bias, dw_hid, dh, dc};
 }
 """
 
@@ -398,7 +614,7 @@ def _load():
             name=_NAME,
             build_directory=build,
             cpp_sources=[_SOURCE],
-            functions=["forward_ticks", "backward_ticks"],
+            functions=["forward_ticks", "backward_ticks", "cell_forward", "cell_backward"],
             extra_cflags=["-O3", "-march=native", "-fopenmp", "-Wno-psabi"],
             extra_ldflags=["-fopenmp"],  # at::parallel_for spreads rows over OpenMP threads
             verbose=False,
@@ -503,3 +719,87 @@ class _FusedTicks(torch.autograd.Function):
         d_from_b = per_sub.squeeze(1) if A == 1 else per_sub.sum(dim=1)  # [n, B, 4H]
         d_w_hid = h_read.view(T * n * A * B, H).t() @ dgates.view(T * n * A * B, 4 * H)  # [H, 4H]
         return d_from_a, d_from_b, d_w_hid, dh.view(n, A, B, H), dc.view(n, A, B, H), None, None
+
+
+def cell_ticks(
+    fwd_in: torch.Tensor,
+    bwd_in: torch.Tensor,
+    w_fwd: torch.Tensor,
+    w_bwd: torch.Tensor,
+    bias: torch.Tensor,
+    w_hid: torch.Tensor,
+    h: torch.Tensor,
+    c: torch.Tensor,
+    micro_ticks: int,
+    state_clip: Optional[float] = None,
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """All micro ticks of sub-LSTMs that each read their own messages: :func:`dense_ticks` for
+    1 × 1 grids (Chapters 3 and 4 clone one sub-LSTM per example), in one compiled kernel that
+    also makes the input projection, so that no ``[N, 4H]`` tensor is written and read back.
+    Its backward adds the gate gradients into the weight gradients block by block, in cache.
+
+    Args:
+        fwd_in, bwd_in: ``[N, M]`` each sub-LSTM's forward and backward message.
+        w_fwd, w_bwd: ``[M, 4H]``; bias: ``[4H]``; w_hid: ``[H, 4H]``; with the gate scale and
+            gate biases folded in (see :func:`vsml_lite.layer.dense_ticks`).
+        h, c: ``[N, H]`` states (not modified).
+        micro_ticks: LSTM ticks.
+        state_clip: clip ``c`` to ``[-clip, clip]`` after every tick, or ``None``.
+
+    Returns:
+        New ``(h, c)``, ``[N, H]`` each.
+    """
+    check_tensor("h", h, [None, None], dtype=torch.float32)
+    N, H = h.shape
+    if H not in SUPPORTED_HIDDEN:
+        raise ValueError(f"fused kernel supports hidden sizes {SUPPORTED_HIDDEN}, got {H}")
+    if h.device.type != "cpu":
+        raise ValueError(f"the fused kernel runs on the CPU; h is on {h.device}")
+    check_tensor("c", c, [N, H], like=h)
+    check_tensor("fwd_in", fwd_in, [N, None], like=h)
+    M = fwd_in.shape[1]
+    check_tensor("bwd_in", bwd_in, [N, M], like=h)
+    for name, t, shape in (("w_fwd", w_fwd, [M, 4 * H]), ("w_bwd", w_bwd, [M, 4 * H]), ("bias", bias, [4 * H]),
+                           ("w_hid", w_hid, [H, 4 * H])):
+        check_tensor(name, t, shape, like=h)
+    check_count("micro_ticks", micro_ticks)
+    return cell_ticks_checked(fwd_in, bwd_in, w_fwd, w_bwd, bias, w_hid, h, c, micro_ticks,
+                              check_state_clip(state_clip))
+
+
+def cell_ticks_checked(fwd_in, bwd_in, w_fwd, w_bwd, bias, w_hid, h, c, micro_ticks: int,
+                       state_clip: Optional[float]) -> Tuple[torch.Tensor, torch.Tensor]:
+    """:func:`cell_ticks` for inputs its caller has already checked (as
+    :func:`dense_ticks_checked`); the C++ code still refuses inconsistent shapes."""
+    module = _load()
+    if module is None:
+        raise RuntimeError(f"the fused kernel is not available ({_failed})")
+    clip = state_clip if state_clip is not None else 0.0
+    tensors = (fwd_in, bwd_in, w_fwd, w_bwd, bias, w_hid, h, c)
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        return _FusedCell.apply(*tensors, int(micro_ticks), clip)
+    h_new, c_new = module.cell_forward(*tensors, int(micro_ticks), clip, False)
+    return h_new, c_new
+
+
+class _FusedCell(torch.autograd.Function):
+    """Autograd bridge: cell_forward (saving) forward, cell_backward backward."""
+
+    @staticmethod
+    def forward(ctx, fwd_in, bwd_in, w_fwd, w_bwd, bias, w_hid, h, c, ticks, clip):
+        h_new, c_new, gates, c_pre, h_read = _module.cell_forward(fwd_in, bwd_in, w_fwd, w_bwd, bias, w_hid, h, c,
+                                                                  ticks, clip, True)
+        ctx.save_for_backward(fwd_in, bwd_in, w_fwd, w_bwd, w_hid, gates, c_pre, h_read, c)
+        ctx.clip = clip
+        return h_new, c_new
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, dh_out, dc_out):
+        fwd_in, bwd_in, w_fwd, w_bwd, w_hid, gates, c_pre, h_read, c = ctx.saved_tensors
+        input_grad = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
+        d_fwd, d_bwd, dw_fwd, dw_bwd, d_bias, dw_hid, dh, dc = _module.cell_backward(
+            fwd_in, bwd_in, w_fwd, w_bwd, w_hid, gates, c_pre, h_read, c, dh_out, dc_out, ctx.clip, input_grad)
+        if not input_grad:
+            d_fwd = d_bwd = None
+        return d_fwd, d_bwd, dw_fwd, dw_bwd, d_bias, dw_hid, dh, dc, None, None

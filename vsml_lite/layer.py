@@ -211,7 +211,9 @@ def dense_ticks(
         state_clip: clip the cell state to ``[-clip, clip]`` after every tick (Appendix D uses 4
             at meta-test time); ``None`` for no clipping.
         fused: where the compiled CPU kernel of :mod:`vsml_lite.fused` is available (float32
-            on the CPU), run all micro ticks in it, with its own backward under autograd.
+            on the CPU), run all micro ticks in it, with its own backward under autograd;
+            on ``1 × 1`` grids (one sub-LSTM per example) the kernel also makes the input
+            projection (:func:`vsml_lite.fused.cell_ticks`).
 
     Returns:
         ``(h, c, fwd_out, bwd_out)``: new states ``[n, A, B, H]``, the messages sent forward to
@@ -220,22 +222,29 @@ def dense_ticks(
     state_clip = check_layer(lstm, layer, micro_ticks, state_clip, reduce)
     h, c = layer.h, layer.c
     n, A, B, H = h.shape
+    M = lstm.msg_size
     scale, gate_bias = lstm.gate_scale, lstm.gate_bias  # [4H] each (see _gate_constants)
-    # Input projection, split: a term per input neuron a and a term per output neuron b.
-    from_a = layer.fwd_in @ (lstm.w_fwd * scale)  # [n, A, 4H]
-    M = lstm.msg_size  # the bias joins the product (addmm): one pass over [n, B, 4H], not two
-    from_b = torch.addmm((lstm.bias + gate_bias) * scale, layer.bwd_in.reshape(n * B, M),
-                         lstm.w_bwd * scale).view(n, B, 4 * H)  # [n, B, 4H]
-    if lstm.w_pos is not None:
-        pa, pb = _positions(A, B, h)
-        w_pos = lstm.w_pos * scale
-        from_a = from_a + pa[:, None] * w_pos[0]  # [n, A, 4H]
-        from_b = from_b + pb[:, None] * w_pos[1]  # [n, B, 4H]
-    w_hid = lstm.w_hid * scale  # [H, 4H]
-    if fused and _fused_ok(h, from_a, from_b, w_hid):
-        h, c = fused_module.dense_ticks_checked(from_a, from_b, w_hid, h, c, micro_ticks, state_clip)
+    w_hid, bias = lstm.w_hid * scale, (lstm.bias + gate_bias) * scale  # [H, 4H], [4H]
+    if fused and A == B == 1 and lstm.w_pos is None and _fused_ok(h, layer.fwd_in, layer.bwd_in, w_hid):
+        # One sub-LSTM per example (Chapters 3 and 4): the kernel makes the input projection
+        h, c = fused_module.cell_ticks_checked(layer.fwd_in.reshape(n, M), layer.bwd_in.reshape(n, M),
+                                               lstm.w_fwd * scale, lstm.w_bwd * scale, bias, w_hid,
+                                               h.reshape(n, H), c.reshape(n, H), micro_ticks, state_clip)
+        h, c = h.view(n, A, B, H), c.view(n, A, B, H)
     else:
-        h, c = folded_ticks(from_a, from_b, w_hid, h, c, micro_ticks, state_clip)
+        # Input projection, split: a term per input neuron a and a term per output neuron b.
+        from_a = layer.fwd_in @ (lstm.w_fwd * scale)  # [n, A, 4H]
+        # the bias joins the product (addmm): one pass over [n, B, 4H], not two
+        from_b = torch.addmm(bias, layer.bwd_in.reshape(n * B, M), lstm.w_bwd * scale).view(n, B, 4 * H)
+        if lstm.w_pos is not None:
+            pa, pb = _positions(A, B, h)
+            w_pos = lstm.w_pos * scale
+            from_a = from_a + pa[:, None] * w_pos[0]  # [n, A, 4H]
+            from_b = from_b + pb[:, None] * w_pos[1]  # [n, B, 4H]
+        if fused and _fused_ok(h, from_a, from_b, w_hid):
+            h, c = fused_module.dense_ticks_checked(from_a, from_b, w_hid, h, c, micro_ticks, state_clip)
+        else:
+            h, c = folded_ticks(from_a, from_b, w_hid, h, c, micro_ticks, state_clip)
     if lstm.layer_norm:  # a nonlinearity per message: project every sub-LSTM
         fwd_msgs, bwd_msgs = messages(lstm, h)  # [n, A, B, M] each
         return h, c, _reduce(fwd_msgs, 1, reduce), _reduce(bwd_msgs, 2, reduce)
