@@ -174,18 +174,20 @@ static inline v8f clamp8(v8f x, float bound) {
 }
 
 // Backward through every micro tick of one sub-LSTM (reverse order), from the saved values
-// (tick t's at offset t * tstride rows). wt is w_hid transposed, [G, H]. dh, dc hold the
-// gradients of the outputs on entry and of the inputs on exit; dgates + t * dstride * G
+// (tick t's at offset t * tstride rows). wt is w_hid transposed, [G, H]. dh_src, dc_src are
+// the gradients of the outputs (nullptr: zeros); dh, dc receive those of the inputs; dgates + t * dstride * G
 // receives the gradient of tick t's gate pre-activations.
 template <int H>
 static inline void sub_lstm_backward(const float* wt, const float* sv, const float* cv_pre,
-                                     const float* c_in, float* dh, float* dc, float* dgates,
+                                     const float* c_in, const float* dh_src,
+                                     const float* dc_src, float* dh, float* dc, float* dgates,
                                      int64_t ticks, bool clip, float bound, int64_t tstride,
                                      int64_t dstride) {
   constexpr int G = 4 * H, HV = H / 8;
   v8f dhv[HV], dcv[HV];
-  std::memcpy(dhv, dh, sizeof(dhv));
-  std::memcpy(dcv, dc, sizeof(dcv));
+  for (int j = 0; j < HV; ++j) dhv[j] = dcv[j] = splat(0.0f);
+  if (dh_src != nullptr) std::memcpy(dhv, dh_src, sizeof(dhv));
+  if (dc_src != nullptr) std::memcpy(dcv, dc_src, sizeof(dcv));
   const v8f one = splat(1.0f), two = splat(2.0f);
   for (int64_t t = ticks - 1; t >= 0; --t) {
     const float* s = sv + t * tstride * G;
@@ -264,13 +266,15 @@ static void run(const float* fa, const float* fb, const float* w, const float* h
 
 template <int H>
 static void run_backward(const float* wt, const float* sv, const float* cv_pre,
-                         const float* c_in, float* dh, float* dc, float* dgates, int64_t N,
+                         const float* c_in, const float* dh_src, const float* dc_src,
+                         float* dh, float* dc, float* dgates, int64_t N,
                          int64_t ticks, bool clip, float bound) {
   constexpr int G = 4 * H;
   at::parallel_for(0, N, 64, [&](int64_t begin, int64_t end) {
     for (int64_t m = begin; m < end; ++m) {
-      sub_lstm_backward<H>(wt, sv + m * G, cv_pre + m * H, c_in + m * H, dh + m * H,
-                           dc + m * H, dgates + m * G, ticks, clip, bound, N, N);
+      sub_lstm_backward<H>(wt, sv + m * G, cv_pre + m * H, c_in + m * H,
+                           dh_src ? dh_src + m * H : nullptr, dc_src ? dc_src + m * H : nullptr,
+                           dh + m * H, dc + m * H, dgates + m * G, ticks, clip, bound, N, N);
     }
   });
 }
@@ -312,7 +316,8 @@ template <int H>
 static void run_cell_backward(const float* fwd, const float* bwd, const torch::Tensor& w_fwd,
                               const torch::Tensor& w_bwd, const float* wt, const float* sv,
                               const float* cv_pre, const float* h_read, const float* c_in,
-                              float* dh, float* dc, int64_t N, int64_t M, int64_t ticks,
+                              const float* dh_src, const float* dc_src, float* dh,
+                              float* dc, int64_t N, int64_t M, int64_t ticks,
                               bool clip, float bound, bool input_grad, float* d_fwd,
                               float* d_bwd, torch::Tensor& dw_fwd, torch::Tensor& dw_bwd,
                               torch::Tensor& d_bias, torch::Tensor& dw_hid) {
@@ -334,8 +339,9 @@ static void run_cell_backward(const float* fwd, const float* bwd, const torch::T
       const int64_t R = std::min(rows, end - m0);
       for (int64_t r = 0; r < R; ++r) {
         const int64_t m = m0 + r;
-        sub_lstm_backward<H>(wt, sv + m * G, cv_pre + m * H, c_in + m * H, dh + m * H,
-                             dc + m * H, dgp + r * G, ticks, clip, bound, N, R);
+        sub_lstm_backward<H>(wt, sv + m * G, cv_pre + m * H, c_in + m * H,
+                             dh_src ? dh_src + m * H : nullptr, dc_src ? dc_src + m * H : nullptr,
+                             dh + m * H, dc + m * H, dgp + r * G, ticks, clip, bound, N, R);
         std::memcpy(xsp + r * 2 * M, fwd + m * M, M * sizeof(float));
         std::memcpy(xsp + r * 2 * M + M, bwd + m * M, M * sizeof(float));
       }
@@ -432,13 +438,17 @@ std::vector<torch::Tensor> backward_ticks(torch::Tensor w_hid, torch::Tensor sv,
               cp.numel() == T * N * H && ci.numel() == N * H &&
               (!dh_out.has_value() || dh_out->numel() == N * H) &&
               (!dc_out.has_value() || dc_out->numel() == N * H), "fused kernel backward: inconsistent shapes");
-  auto grad_or_zeros = [&](const c10::optional<torch::Tensor>& g) {
-    return g.has_value() ? g->contiguous().view({N, H}).clone() : torch::zeros({N, H}, ci.options());
+  // A missing output gradient is read as zeros in the kernel, not made as a tensor of them.
+  auto source = [](const c10::optional<torch::Tensor>& g) {
+    return g.has_value() ? g->contiguous() : torch::Tensor();
   };
-  auto dh = grad_or_zeros(dh_out), dc = grad_or_zeros(dc_out);
+  auto dh_src = source(dh_out), dc_src = source(dc_out);
+  const float* dhs = dh_src.defined() ? dh_src.data_ptr<float>() : nullptr;
+  const float* dcs = dc_src.defined() ? dc_src.data_ptr<float>() : nullptr;
+  auto dh = torch::empty({N, H}, ci.options()), dc = torch::empty({N, H}, ci.options());
   auto dgates = torch::empty_like(s);
   VSML_DISPATCH(H, (run_backward<HH>(wt.data_ptr<float>(), s.data_ptr<float>(),
-                                     cp.data_ptr<float>(), ci.data_ptr<float>(),
+                                     cp.data_ptr<float>(), ci.data_ptr<float>(), dhs, dcs,
                                      dh.data_ptr<float>(), dc.data_ptr<float>(),
                                      dgates.data_ptr<float>(), N, T, clip > 0,
                                      static_cast<float>(clip))));
@@ -504,10 +514,14 @@ std::vector<torch::Tensor> cell_backward(torch::Tensor fwd, torch::Tensor bwd, t
               wf.dim() == 2 && wf.size(0) == f.size(1) && wf.size(1) == 4 * H && wb.sizes() == wf.sizes() &&
               (!dh_out.has_value() || dh_out->numel() == N * H) &&
               (!dc_out.has_value() || dc_out->numel() == N * H), "fused cell kernel backward: inconsistent shapes");
-  auto grad_or_zeros = [&](const c10::optional<torch::Tensor>& g) {
-    return g.has_value() ? g->contiguous().view({N, H}).clone() : torch::zeros({N, H}, ci.options());
+  // A missing output gradient is read as zeros in the kernel, not made as a tensor of them.
+  auto source = [](const c10::optional<torch::Tensor>& g) {
+    return g.has_value() ? g->contiguous() : torch::Tensor();
   };
-  auto dh = grad_or_zeros(dh_out), dc = grad_or_zeros(dc_out);
+  auto dh_src = source(dh_out), dc_src = source(dc_out);
+  const float* dhs = dh_src.defined() ? dh_src.data_ptr<float>() : nullptr;
+  const float* dcs = dc_src.defined() ? dc_src.data_ptr<float>() : nullptr;
+  auto dh = torch::empty({N, H}, ci.options()), dc = torch::empty({N, H}, ci.options());
   auto d_fwd = input_grad ? torch::empty_like(f) : torch::empty({0}, f.options());
   auto d_bwd = input_grad ? torch::empty_like(b) : torch::empty({0}, f.options());
   auto dw_fwd = torch::zeros_like(wf), dw_bwd = torch::zeros_like(wb);
@@ -515,7 +529,7 @@ std::vector<torch::Tensor> cell_backward(torch::Tensor fwd, torch::Tensor bwd, t
   VSML_DISPATCH(H, (run_cell_backward<HH>(f.data_ptr<float>(), b.data_ptr<float>(), wf, wb,
                                           wt.data_ptr<float>(), s.data_ptr<float>(),
                                           cp.data_ptr<float>(), hr.data_ptr<float>(),
-                                          ci.data_ptr<float>(), dh.data_ptr<float>(),
+                                          ci.data_ptr<float>(), dhs, dcs, dh.data_ptr<float>(),
                                           dc.data_ptr<float>(), N, f.size(1), T, clip > 0,
                                           static_cast<float>(clip), input_grad,
                                           input_grad ? d_fwd.data_ptr<float>() : nullptr,

@@ -248,6 +248,10 @@ def dense_ticks(
     if lstm.layer_norm:  # a nonlinearity per message: project every sub-LSTM
         fwd_msgs, bwd_msgs = messages(lstm, h)  # [n, A, B, M] each
         return h, c, _reduce(fwd_msgs, 1, reduce), _reduce(bwd_msgs, 2, reduce)
+    if A == B == 1:  # one sub-LSTM per example: both messages from one product over h
+        both = torch.addmm(torch.cat([lstm.fwd_bias, lstm.bwd_bias]), h.view(n, H),
+                           torch.cat([lstm.fwd_proj, lstm.bwd_proj], dim=1))  # [n, 2M]
+        return h, c, both[:, None, :M], both[:, None, M:]
     # Message projections after the reduction (they are linear, so this equals projecting
     # every sub-LSTM's message and then reducing; under "sum" the bias adds up A or B times).
     fwd_out = _reduce(h, 1, reduce) @ lstm.fwd_proj + (1 if reduce == "mean" else A) * lstm.fwd_bias
