@@ -164,6 +164,41 @@ def test_fused_cell_kernel_equals_eager_values_and_gradients(N, H, ticks, clip, 
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4, msg=name)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("ticks, uses_c", [(2, True), (1, False)])
+def test_fused_grid_backward_sums_rows_columns_and_blocks_like_autograd(ticks, uses_c, threads):
+    """The grid backward adds every sub-LSTM's gate gradients into its row's and its column's
+    projection gradients in the kernel, and into the recurrent weights' gradient block by
+    block (512 rows): on a grid of 3 episodes of 30 x 20 sub-LSTMs the blocks straddle the
+    episodes, and two threads split the episodes; autograd through the eager ticks agrees."""
+    if fused.disabled():
+        pytest.skip("fused kernel disabled by VSML_FUSED=0")
+    gen = torch.Generator().manual_seed(11)
+    n, A, B, H = 3, 30, 20, 16
+    from_a = torch.randn(n, A, 4 * H, generator=gen).requires_grad_()
+    from_b = torch.randn(n, B, 4 * H, generator=gen).requires_grad_()
+    w_hid = torch.randn(H, 4 * H, generator=gen).div(H ** 0.5).requires_grad_()
+    h = torch.randn(n, A, B, H, generator=gen).tanh().requires_grad_()
+    c = (torch.randn(n, A, B, H, generator=gen) * 2).requires_grad_()
+    weights = [torch.randn(n, A, B, H, generator=gen) for _ in range(2)]
+    inputs = [from_a, from_b, w_hid, h, c]
+
+    def grads(ticks_fn):
+        h_new, c_new = ticks_fn(from_a, from_b, w_hid, h, c, ticks, 0.5)
+        loss = (h_new * weights[0]).sum() + ((c_new * weights[1]).sum() if uses_c else 0)
+        return torch.autograd.grad(loss, inputs)
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        g_k = grads(fused.dense_ticks)
+    finally:
+        torch.set_num_threads(old)
+    g_e = grads(network.folded_ticks)
+    for name, a, b in zip(("from_a", "from_b", "w_hid", "h", "c"), g_k, g_e):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4, msg=name)
+
+
 def test_fused_cell_kernel_names_a_wrong_shape():
     if fused.disabled():
         pytest.skip("fused kernel disabled by VSML_FUSED=0")

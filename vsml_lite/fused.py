@@ -264,21 +264,6 @@ static void run(const float* fa, const float* fb, const float* w, const float* h
   });
 }
 
-template <int H>
-static void run_backward(const float* wt, const float* sv, const float* cv_pre,
-                         const float* c_in, const float* dh_src, const float* dc_src,
-                         float* dh, float* dc, float* dgates, int64_t N,
-                         int64_t ticks, bool clip, float bound) {
-  constexpr int G = 4 * H;
-  at::parallel_for(0, N, 64, [&](int64_t begin, int64_t end) {
-    for (int64_t m = begin; m < end; ++m) {
-      sub_lstm_backward<H>(wt, sv + m * G, cv_pre + m * H, c_in + m * H,
-                           dh_src ? dh_src + m * H : nullptr, dc_src ? dc_src + m * H : nullptr,
-                           dh + m * H, dc + m * H, dgates + m * G, ticks, clip, bound, N, N);
-    }
-  });
-}
-
 // One sub-LSTM per example, reading its own messages fwd [N, M] and bwd [N, M].
 template <int H>
 static void run_cell(const float* fwd, const float* bwd, const float* w_fwd, const float* w_bwd,
@@ -303,11 +288,63 @@ static void run_cell(const float* fwd, const float* bwd, const float* w_fwd, con
   });
 }
 
-// Rows (sub-LSTM ticks) per block of run_cell_backward: a block's gate gradients, 512 x 4H
+// Rows (sub-LSTM ticks) per block of the backward kernels: a block's gate gradients, 512 x 4H
 // floats (256 KiB at H = 32), stay in cache between the kernel that writes them and the
 // matrix products that add them into the weight gradients, and a block is large enough that
 // the products' call overhead (a few microseconds each) stays small beside their work.
 constexpr int64_t CELL_BLOCK_ROWS = 512;
+
+// Backward of run (a dense layer's grid [n, A, B]). Each sub-LSTM's gate gradients, summed
+// over the ticks, are added at once into the projection gradients of its row (d_from_a
+// [n, A, 4H]) and its column (d_from_b [n, B, 4H]), and multiplied into the recurrent weights'
+// gradient block by block while in cache (as run_cell_backward does): no [T, N, 4H] tensor is
+// written, summed over the ticks and summed again over the grid. Episodes are spread over the
+// threads, so each thread owns the rows and columns it adds into.
+template <int H>
+static void run_grid_backward(const float* wt, const float* sv, const float* cv_pre,
+                              const float* h_read, const float* c_in, const float* dh_src,
+                              const float* dc_src, float* dh, float* dc, int64_t n, int64_t A,
+                              int64_t B, int64_t ticks, bool clip, float bound, float* d_from_a,
+                              float* d_from_b, torch::Tensor& dw_hid) {
+  constexpr int G = 4 * H;
+  const int64_t N = n * A * B, T = std::max<int64_t>(ticks, 1);
+  const int64_t rows = std::max<int64_t>(1, CELL_BLOCK_ROWS / T);
+  const auto opts = dw_hid.options();
+  std::mutex merge;
+  at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
+    at::NoGradGuard no_grad;  // worker threads do not inherit the caller's grad mode
+    auto acc_hid = torch::zeros({H, G}, opts);
+    auto dg = torch::empty({T * rows, G}, opts);  // the block's [T, R, G] gate gradients
+    auto hr = torch::empty({T * rows, H}, opts);  // the hidden states those ticks read
+    float *dgp = dg.data_ptr<float>(), *hrp = hr.data_ptr<float>();
+    std::memset(d_from_a + begin * A * G, 0, (end - begin) * A * G * sizeof(float));
+    std::memset(d_from_b + begin * B * G, 0, (end - begin) * B * G * sizeof(float));
+    const int64_t m_end = end * A * B;
+    for (int64_t m0 = begin * A * B; m0 < m_end; m0 += rows) {
+      const int64_t R = std::min(rows, m_end - m0);
+      for (int64_t r = 0; r < R; ++r) {
+        const int64_t m = m0 + r, na = m / B, b = m % B;
+        sub_lstm_backward<H>(wt, sv + m * G, cv_pre + m * H, c_in + m * H,
+                             dh_src ? dh_src + m * H : nullptr, dc_src ? dc_src + m * H : nullptr,
+                             dh + m * H, dc + m * H, dgp + r * G, ticks, clip, bound, N, R);
+        float* ga = d_from_a + na * G;                   // row a of episode na / A
+        float* gb = d_from_b + ((na / A) * B + b) * G;  // column b of that episode
+        for (int64_t t = 0; t < ticks; ++t) {  // the projection is the same every tick
+          const float* d = dgp + (t * R + r) * G;
+          for (int k = 0; k < G; ++k) {
+            ga[k] += d[k];
+            gb[k] += d[k];
+          }
+        }
+      }
+      for (int64_t t = 0; t < ticks; ++t)
+        std::memcpy(hrp + t * R * H, h_read + (t * N + m0) * H, R * H * sizeof(float));
+      acc_hid.addmm_(hr.narrow(0, 0, ticks * R).t(), dg.narrow(0, 0, ticks * R));
+    }
+    std::lock_guard<std::mutex> guard(merge);
+    dw_hid.add_(acc_hid);
+  });
+}
 
 // Backward of run_cell. The gate gradients never make a [T, N, 4H] tensor: block by block,
 // they are multiplied into per-thread sums of the weight gradients, which are added up at
@@ -424,18 +461,21 @@ std::vector<torch::Tensor> forward_ticks(torch::Tensor from_a, torch::Tensor fro
   return {ho, co};
 }
 
-// Backward of forward_ticks: gradients of the gate pre-activations per tick [T, N, 4H] and
-// of the input states [N, H] each, from the gradients of the output states.
+// Backward of forward_ticks: {d_from_a [n, A, 4H], d_from_b [n, B, 4H], d_w_hid [H, 4H],
+// dh, dc [n, A, B, H]} from the gradients of the output states and what the forward saved.
 // A missing (None) output gradient counts as zeros.
 std::vector<torch::Tensor> backward_ticks(torch::Tensor w_hid, torch::Tensor sv,
-                                          torch::Tensor cpre, torch::Tensor c_in,
+                                          torch::Tensor cpre, torch::Tensor hin,
+                                          torch::Tensor c_in,
                                           c10::optional<torch::Tensor> dh_out,
                                           c10::optional<torch::Tensor> dc_out, double clip) {
-  auto wt = w_hid.t().contiguous();  // [4H, H]
-  auto s = sv.contiguous(), cp = cpre.contiguous(), ci = c_in.contiguous();
-  const int64_t T = s.size(0), N = s.size(1), H = s.size(2) / 4;
-  TORCH_CHECK(s.dim() == 3 && s.size(2) == 4 * H && w_hid.size(0) == H && w_hid.size(1) == 4 * H &&
-              cp.numel() == T * N * H && ci.numel() == N * H &&
+  auto wt = w_hid.detach().t().contiguous();  // [4H, H]; detached, as in cell_backward
+  auto s = sv.contiguous(), cp = cpre.contiguous(), hr = hin.contiguous(), ci = c_in.contiguous();
+  TORCH_CHECK(ci.dim() == 4, "fused kernel backward: c must be [n, A, B, H]");
+  const int64_t n = ci.size(0), A = ci.size(1), B = ci.size(2), H = ci.size(3);
+  const int64_t T = s.size(0), N = n * A * B;
+  TORCH_CHECK(s.dim() == 3 && s.size(1) == N && s.size(2) == 4 * H && w_hid.size(0) == H &&
+              w_hid.size(1) == 4 * H && cp.numel() == T * N * H && hr.numel() == T * N * H &&
               (!dh_out.has_value() || dh_out->numel() == N * H) &&
               (!dc_out.has_value() || dc_out->numel() == N * H), "fused kernel backward: inconsistent shapes");
   // A missing output gradient is read as zeros in the kernel, not made as a tensor of them.
@@ -445,14 +485,16 @@ std::vector<torch::Tensor> backward_ticks(torch::Tensor w_hid, torch::Tensor sv,
   auto dh_src = source(dh_out), dc_src = source(dc_out);
   const float* dhs = dh_src.defined() ? dh_src.data_ptr<float>() : nullptr;
   const float* dcs = dc_src.defined() ? dc_src.data_ptr<float>() : nullptr;
-  auto dh = torch::empty({N, H}, ci.options()), dc = torch::empty({N, H}, ci.options());
-  auto dgates = torch::empty_like(s);
-  VSML_DISPATCH(H, (run_backward<HH>(wt.data_ptr<float>(), s.data_ptr<float>(),
-                                     cp.data_ptr<float>(), ci.data_ptr<float>(), dhs, dcs,
-                                     dh.data_ptr<float>(), dc.data_ptr<float>(),
-                                     dgates.data_ptr<float>(), N, T, clip > 0,
-                                     static_cast<float>(clip))));
-  return {dgates, dh, dc};
+  auto dh = torch::empty_like(ci), dc = torch::empty_like(ci);
+  auto d_from_a = torch::empty({n, A, 4 * H}, ci.options()), d_from_b = torch::empty({n, B, 4 * H}, ci.options());
+  auto dw_hid = torch::zeros({H, 4 * H}, ci.options());
+  VSML_DISPATCH(H, (run_grid_backward<HH>(wt.data_ptr<float>(), s.data_ptr<float>(),
+                                          cp.data_ptr<float>(), hr.data_ptr<float>(),
+                                          ci.data_ptr<float>(), dhs, dcs, dh.data_ptr<float>(),
+                                          dc.data_ptr<float>(), n, A, B, T, clip > 0,
+                                          static_cast<float>(clip), d_from_a.data_ptr<float>(),
+                                          d_from_b.data_ptr<float>(), dw_hid)));
+  return {d_from_a, d_from_b, dw_hid, dh, dc};
 }
 
 // Forward of sub-LSTMs that read their own messages (1 x 1 grids): fwd, bwd [N, M]; w_fwd,
@@ -722,17 +764,11 @@ class _FusedTicks(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, dh_out, dc_out):
         w_hid, gates, c_pre, h_read, c = ctx.saved_tensors
-        n, A, B, H = c.shape
-        # A missing output gradient (the cell state is often unused) is zeros, made in the kernel.
-        dgates, dh, dc = _module.backward_ticks(w_hid, gates, c_pre, c, dh_out, dc_out, ctx.clip)
-        T = dgates.shape[0]
-        # The input projection is the same every tick, and shared along the grid's rows and
-        # columns; sums over a single tick, row or column are views, not passes over memory.
-        per_sub = (dgates[0] if T == 1 else dgates.sum(dim=0)).view(n, A, B, 4 * H)
-        d_from_a = per_sub.squeeze(2) if B == 1 else per_sub.sum(dim=2)  # [n, A, 4H]
-        d_from_b = per_sub.squeeze(1) if A == 1 else per_sub.sum(dim=1)  # [n, B, 4H]
-        d_w_hid = h_read.view(T * n * A * B, H).t() @ dgates.view(T * n * A * B, 4 * H)  # [H, 4H]
-        return d_from_a, d_from_b, d_w_hid, dh.view(n, A, B, H), dc.view(n, A, B, H), None, None
+        # The kernel sums the gate gradients over the ticks and the grid's rows and columns,
+        # and a missing output gradient (the cell state is often unused) is zeros, in the kernel.
+        d_from_a, d_from_b, d_w_hid, dh, dc = _module.backward_ticks(w_hid, gates, c_pre, h_read, c, dh_out, dc_out,
+                                                                     ctx.clip)
+        return d_from_a, d_from_b, d_w_hid, dh, dc, None, None
 
 
 def cell_ticks(
