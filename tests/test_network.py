@@ -131,9 +131,9 @@ def test_fused_kernel_gradients_equal_eager_autograd(clip, A, B, ticks, uses_c):
 @pytest.mark.parametrize("N, H, ticks, clip", [(1100, 32, 2, None), (700, 16, 1, 0.3), (37, 8, 3, 0.5)])
 def test_fused_cell_kernel_equals_eager_values_and_gradients(N, H, ticks, clip, threads):
     """One sub-LSTM per example (the cloning shapes): the kernel that makes the input
-    projection itself and sums the weight gradients block by block (over 512 rows, so 1,100
-    sub-LSTMs make uneven blocks, and two threads split them) gives the eager ticks' values
-    and gradients, the messages' gradients included."""
+    projection itself and sums the weight gradients block by block (256 sub-LSTMs at H = 32
+    and two ticks, so 1,100 make uneven blocks, and two threads split them) gives the eager
+    ticks' values and gradients, the messages' gradients included."""
     if fused.disabled():
         pytest.skip("fused kernel disabled by VSML_FUSED=0")
     gen = torch.Generator().manual_seed(N + H)
@@ -169,8 +169,9 @@ def test_fused_cell_kernel_equals_eager_values_and_gradients(N, H, ticks, clip, 
 def test_fused_grid_backward_sums_rows_columns_and_blocks_like_autograd(ticks, uses_c, threads):
     """The grid backward adds every sub-LSTM's gate gradients into its row's and its column's
     projection gradients in the kernel, and into the recurrent weights' gradient block by
-    block (512 rows): on a grid of 3 episodes of 30 x 20 sub-LSTMs the blocks straddle the
-    episodes, and two threads split the episodes; autograd through the eager ticks agrees."""
+    block (512 or 1,024 sub-LSTMs here): on a grid of 3 episodes of 30 x 20 the blocks
+    straddle the episodes, and two threads split the episodes; autograd through the eager
+    ticks agrees."""
     if fused.disabled():
         pytest.skip("fused kernel disabled by VSML_FUSED=0")
     gen = torch.Generator().manual_seed(11)

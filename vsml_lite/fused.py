@@ -288,11 +288,26 @@ static void run_cell(const float* fwd, const float* bwd, const float* w_fwd, con
   });
 }
 
-// Rows (sub-LSTM ticks) per block of the backward kernels: a block's gate gradients, 512 x 4H
-// floats (256 KiB at H = 32), stay in cache between the kernel that writes them and the
-// matrix products that add them into the weight gradients, and a block is large enough that
-// the products' call overhead (a few microseconds each) stays small beside their work.
-constexpr int64_t CELL_BLOCK_ROWS = 512;
+// Floats of gate gradients per block of the backward kernels (256 KiB): a block stays in cache
+// between the kernel that writes it and the matrix products that add it into the weight
+// gradients, and is large enough that the products' call overhead (a few microseconds each)
+// stays small beside their work. A block holds this many floats over (rows x ticks x 4H).
+constexpr int64_t BLOCK_FLOATS = 1 << 16;
+
+// Sub-LSTMs per block: at H = 32 and one tick, 512.
+static inline int64_t block_rows(int64_t ticks, int64_t G) {
+  return std::max<int64_t>(1, BLOCK_FLOATS / (std::max<int64_t>(ticks, 1) * G));
+}
+
+// w += a^T b over the first `rows` rows of a and b, with views made only for a partial block.
+static inline void add_products(torch::Tensor& w, const torch::Tensor& a, const torch::Tensor& b,
+                                int64_t rows) {
+  if (rows == a.size(0)) {
+    w.addmm_(a.t(), b);
+  } else {
+    w.addmm_(a.narrow(0, 0, rows).t(), b.narrow(0, 0, rows));
+  }
+}
 
 // Backward of run (a dense layer's grid [n, A, B]). Each sub-LSTM's gate gradients, summed
 // over the ticks, are added at once into the projection gradients of its row (d_from_a
@@ -307,8 +322,7 @@ static void run_grid_backward(const float* wt, const float* sv, const float* cv_
                               int64_t B, int64_t ticks, bool clip, float bound, float* d_from_a,
                               float* d_from_b, torch::Tensor& dw_hid) {
   constexpr int G = 4 * H;
-  const int64_t N = n * A * B, T = std::max<int64_t>(ticks, 1);
-  const int64_t rows = std::max<int64_t>(1, CELL_BLOCK_ROWS / T);
+  const int64_t N = n * A * B, T = std::max<int64_t>(ticks, 1), rows = block_rows(ticks, G);
   const auto opts = dw_hid.options();
   std::mutex merge;
   at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
@@ -339,7 +353,7 @@ static void run_grid_backward(const float* wt, const float* sv, const float* cv_
       }
       for (int64_t t = 0; t < ticks; ++t)
         std::memcpy(hrp + t * R * H, h_read + (t * N + m0) * H, R * H * sizeof(float));
-      acc_hid.addmm_(hr.narrow(0, 0, ticks * R).t(), dg.narrow(0, 0, ticks * R));
+      add_products(acc_hid, hr, dg, ticks * R);
     }
     std::lock_guard<std::mutex> guard(merge);
     dw_hid.add_(acc_hid);
@@ -359,7 +373,7 @@ static void run_cell_backward(const float* fwd, const float* bwd, const torch::T
                               float* d_bwd, torch::Tensor& dw_fwd, torch::Tensor& dw_bwd,
                               torch::Tensor& d_bias, torch::Tensor& dw_hid) {
   constexpr int G = 4 * H;
-  const int64_t T = std::max<int64_t>(ticks, 1), rows = std::max<int64_t>(1, CELL_BLOCK_ROWS / T);
+  const int64_t T = std::max<int64_t>(ticks, 1), rows = block_rows(ticks, G);
   const auto opts = w_fwd.options();
   std::mutex merge;
   at::parallel_for(0, N, rows, [&](int64_t begin, int64_t end) {
@@ -393,9 +407,9 @@ static void run_cell_backward(const float* fwd, const float* bwd, const torch::T
         }
         for (int k = 0; k < G; ++k) biasp[k] += row[k];
       }
-      acc_hid.addmm_(hr.narrow(0, 0, ticks * R).t(), dg.narrow(0, 0, ticks * R));
-      auto block = per_sub.narrow(0, 0, R);
-      acc_in.addmm_(xs.narrow(0, 0, R).t(), block);
+      add_products(acc_hid, hr, dg, ticks * R);
+      auto block = R == rows ? per_sub : per_sub.narrow(0, 0, R);
+      add_products(acc_in, xs, per_sub, R);
       if (input_grad) {
         auto out_f = torch::from_blob(d_fwd + m0 * M, {R, M}, opts);
         auto out_b = torch::from_blob(d_bwd + m0 * M, {R, M}, opts);
