@@ -475,6 +475,16 @@ std::vector<torch::Tensor> forward_ticks(torch::Tensor from_a, torch::Tensor fro
   return {ho, co};
 }
 
+// The gradient that arrived for an output state, or none: a missing one is read as zeros in
+// the kernel (data() is nullptr), not made as a tensor of them. Holds the contiguous copy
+// while the kernel reads it.
+struct OutputGrad {
+  torch::Tensor t;
+  explicit OutputGrad(const c10::optional<torch::Tensor>& g)
+      : t(g.has_value() ? g->contiguous() : torch::Tensor()) {}
+  const float* data() const { return t.defined() ? t.data_ptr<float>() : nullptr; }
+};
+
 // Backward of forward_ticks: {d_from_a [n, A, 4H], d_from_b [n, B, 4H], d_w_hid [H, 4H],
 // dh, dc [n, A, B, H]} from the gradients of the output states and what the forward saved.
 // A missing (None) output gradient counts as zeros.
@@ -492,13 +502,8 @@ std::vector<torch::Tensor> backward_ticks(torch::Tensor w_hid, torch::Tensor sv,
               w_hid.size(1) == 4 * H && cp.numel() == T * N * H && hr.numel() == T * N * H &&
               (!dh_out.has_value() || dh_out->numel() == N * H) &&
               (!dc_out.has_value() || dc_out->numel() == N * H), "fused kernel backward: inconsistent shapes");
-  // A missing output gradient is read as zeros in the kernel, not made as a tensor of them.
-  auto source = [](const c10::optional<torch::Tensor>& g) {
-    return g.has_value() ? g->contiguous() : torch::Tensor();
-  };
-  auto dh_src = source(dh_out), dc_src = source(dc_out);
-  const float* dhs = dh_src.defined() ? dh_src.data_ptr<float>() : nullptr;
-  const float* dcs = dc_src.defined() ? dc_src.data_ptr<float>() : nullptr;
+  const OutputGrad dh_src(dh_out), dc_src(dc_out);
+  const float *dhs = dh_src.data(), *dcs = dc_src.data();
   auto dh = torch::empty_like(ci), dc = torch::empty_like(ci);
   auto d_from_a = torch::empty({n, A, 4 * H}, ci.options()), d_from_b = torch::empty({n, B, 4 * H}, ci.options());
   auto dw_hid = torch::zeros({H, 4 * H}, ci.options());
@@ -570,13 +575,8 @@ std::vector<torch::Tensor> cell_backward(torch::Tensor fwd, torch::Tensor bwd, t
               wf.dim() == 2 && wf.size(0) == f.size(1) && wf.size(1) == 4 * H && wb.sizes() == wf.sizes() &&
               (!dh_out.has_value() || dh_out->numel() == N * H) &&
               (!dc_out.has_value() || dc_out->numel() == N * H), "fused cell kernel backward: inconsistent shapes");
-  // A missing output gradient is read as zeros in the kernel, not made as a tensor of them.
-  auto source = [](const c10::optional<torch::Tensor>& g) {
-    return g.has_value() ? g->contiguous() : torch::Tensor();
-  };
-  auto dh_src = source(dh_out), dc_src = source(dc_out);
-  const float* dhs = dh_src.defined() ? dh_src.data_ptr<float>() : nullptr;
-  const float* dcs = dc_src.defined() ? dc_src.data_ptr<float>() : nullptr;
+  const OutputGrad dh_src(dh_out), dc_src(dc_out);
+  const float *dhs = dh_src.data(), *dcs = dc_src.data();
   auto dh = torch::empty({N, H}, ci.options()), dc = torch::empty({N, H}, ci.options());
   auto d_fwd = input_grad ? torch::empty_like(f) : torch::empty({0}, f.options());
   auto d_bwd = input_grad ? torch::empty_like(b) : torch::empty({0}, f.options());
