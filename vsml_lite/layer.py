@@ -249,7 +249,7 @@ def dense_ticks(
         fwd_msgs, bwd_msgs = messages(lstm, h)  # [n, A, B, M] each
         return h, c, _reduce(fwd_msgs, 1, reduce), _reduce(bwd_msgs, 2, reduce)
     if A == B == 1:  # one sub-LSTM per example: both messages from one product over h
-        both = torch.addmm(torch.cat([lstm.fwd_bias, lstm.bwd_bias]), h.view(n, H),
+        both = torch.addmm(torch.cat([lstm.fwd_bias, lstm.bwd_bias]), h.reshape(n, H),
                            torch.cat([lstm.fwd_proj, lstm.bwd_proj], dim=1))  # [n, 2M]
         return h, c, both[:, None, :M], both[:, None, M:]
     # Message projections after the reduction (they are linear, so this equals projecting
