@@ -309,6 +309,40 @@ static inline void add_products(torch::Tensor& w, const torch::Tensor& a, const 
   }
 }
 
+// The step both backward kernels share, for sub-LSTMs m0 .. m0 + R - 1: their gate gradients
+// into the block dg ([T, R, 4H]), their input states' gradients into dh and dc, and the
+// block's share of the recurrent weights' gradient added into acc_hid (hr receives the hidden
+// states those ticks read, in dg's order).
+template <int H>
+static inline void backward_block(const float* wt, const float* sv, const float* cv_pre,
+                                  const float* h_read, const float* c_in, const float* dh_src,
+                                  const float* dc_src, float* dh, float* dc, int64_t N,
+                                  int64_t m0, int64_t R, int64_t ticks, bool clip, float bound,
+                                  torch::Tensor& dg, torch::Tensor& hr, torch::Tensor& acc_hid) {
+  constexpr int G = 4 * H;
+  float *dgp = dg.data_ptr<float>(), *hrp = hr.data_ptr<float>();
+  for (int64_t r = 0; r < R; ++r) {
+    const int64_t m = m0 + r;
+    sub_lstm_backward<H>(wt, sv + m * G, cv_pre + m * H, c_in + m * H,
+                         dh_src ? dh_src + m * H : nullptr, dc_src ? dc_src + m * H : nullptr,
+                         dh + m * H, dc + m * H, dgp + r * G, ticks, clip, bound, N, R);
+  }
+  for (int64_t t = 0; t < ticks; ++t)
+    std::memcpy(hrp + t * R * H, h_read + (t * N + m0) * H, R * H * sizeof(float));
+  add_products(acc_hid, hr, dg, ticks * R);
+}
+
+// Row r of a block's gate gradients summed over the ticks, into out [G]: the input
+// projection is the same every tick.
+template <int G>
+static inline void tick_sum(const float* dgp, int64_t R, int64_t r, int64_t ticks, float* out) {
+  std::memset(out, 0, G * sizeof(float));
+  for (int64_t t = 0; t < ticks; ++t) {
+    const float* d = dgp + (t * R + r) * G;
+    for (int k = 0; k < G; ++k) out[k] += d[k];
+  }
+}
+
 // Backward of run (a dense layer's grid [n, A, B]). Each sub-LSTM's gate gradients, summed
 // over the ticks, are added at once into the projection gradients of its row (d_from_a
 // [n, A, 4H]) and its column (d_from_b [n, B, 4H]), and multiplied into the recurrent weights'
@@ -330,30 +364,25 @@ static void run_grid_backward(const float* wt, const float* sv, const float* cv_
     auto acc_hid = torch::zeros({H, G}, opts);
     auto dg = torch::empty({T * rows, G}, opts);  // the block's [T, R, G] gate gradients
     auto hr = torch::empty({T * rows, H}, opts);  // the hidden states those ticks read
-    float *dgp = dg.data_ptr<float>(), *hrp = hr.data_ptr<float>();
+    const float* dgp = dg.data_ptr<float>();
+    alignas(32) float per_sub[G];
     std::memset(d_from_a + begin * A * G, 0, (end - begin) * A * G * sizeof(float));
     std::memset(d_from_b + begin * B * G, 0, (end - begin) * B * G * sizeof(float));
     const int64_t m_end = end * A * B;
     for (int64_t m0 = begin * A * B; m0 < m_end; m0 += rows) {
       const int64_t R = std::min(rows, m_end - m0);
+      backward_block<H>(wt, sv, cv_pre, h_read, c_in, dh_src, dc_src, dh, dc, N, m0, R, ticks, clip,
+                        bound, dg, hr, acc_hid);
       for (int64_t r = 0; r < R; ++r) {
         const int64_t m = m0 + r, na = m / B, b = m % B;
-        sub_lstm_backward<H>(wt, sv + m * G, cv_pre + m * H, c_in + m * H,
-                             dh_src ? dh_src + m * H : nullptr, dc_src ? dc_src + m * H : nullptr,
-                             dh + m * H, dc + m * H, dgp + r * G, ticks, clip, bound, N, R);
+        tick_sum<G>(dgp, R, r, ticks, per_sub);
         float* ga = d_from_a + na * G;                   // row a of episode na / A
         float* gb = d_from_b + ((na / A) * B + b) * G;  // column b of that episode
-        for (int64_t t = 0; t < ticks; ++t) {  // the projection is the same every tick
-          const float* d = dgp + (t * R + r) * G;
-          for (int k = 0; k < G; ++k) {
-            ga[k] += d[k];
-            gb[k] += d[k];
-          }
+        for (int k = 0; k < G; ++k) {
+          ga[k] += per_sub[k];
+          gb[k] += per_sub[k];
         }
       }
-      for (int64_t t = 0; t < ticks; ++t)
-        std::memcpy(hrp + t * R * H, h_read + (t * N + m0) * H, R * H * sizeof(float));
-      add_products(acc_hid, hr, dg, ticks * R);
     }
     std::lock_guard<std::mutex> guard(merge);
     dw_hid.add_(acc_hid);
@@ -384,30 +413,20 @@ static void run_cell_backward(const float* fwd, const float* bwd, const torch::T
     auto hr = torch::empty({T * rows, H}, opts);  // the hidden states those ticks read
     auto xs = torch::empty({rows, 2 * M}, opts);  // the block's messages, [fwd | bwd]
     auto per_sub = torch::empty({rows, G}, opts);  // gate gradients summed over the ticks
-    float *dgp = dg.data_ptr<float>(), *hrp = hr.data_ptr<float>(), *xsp = xs.data_ptr<float>();
-    float *psp = per_sub.data_ptr<float>(), *biasp = acc_bias.data_ptr<float>();
+    const float* dgp = dg.data_ptr<float>();
+    float *xsp = xs.data_ptr<float>(), *psp = per_sub.data_ptr<float>(), *biasp = acc_bias.data_ptr<float>();
     for (int64_t m0 = begin; m0 < end; m0 += rows) {
       const int64_t R = std::min(rows, end - m0);
+      backward_block<H>(wt, sv, cv_pre, h_read, c_in, dh_src, dc_src, dh, dc, N, m0, R, ticks, clip,
+                        bound, dg, hr, acc_hid);
       for (int64_t r = 0; r < R; ++r) {
         const int64_t m = m0 + r;
-        sub_lstm_backward<H>(wt, sv + m * G, cv_pre + m * H, c_in + m * H,
-                             dh_src ? dh_src + m * H : nullptr, dc_src ? dc_src + m * H : nullptr,
-                             dh + m * H, dc + m * H, dgp + r * G, ticks, clip, bound, N, R);
         std::memcpy(xsp + r * 2 * M, fwd + m * M, M * sizeof(float));
         std::memcpy(xsp + r * 2 * M + M, bwd + m * M, M * sizeof(float));
-      }
-      for (int64_t t = 0; t < ticks; ++t)
-        std::memcpy(hrp + t * R * H, h_read + (t * N + m0) * H, R * H * sizeof(float));
-      for (int64_t r = 0; r < R; ++r) {  // the projection is the same every tick: sum them
         float* row = psp + r * G;
-        std::memset(row, 0, G * sizeof(float));
-        for (int64_t t = 0; t < ticks; ++t) {
-          const float* d = dgp + (t * R + r) * G;
-          for (int k = 0; k < G; ++k) row[k] += d[k];
-        }
+        tick_sum<G>(dgp, R, r, ticks, row);
         for (int k = 0; k < G; ++k) biasp[k] += row[k];
       }
-      add_products(acc_hid, hr, dg, ticks * R);
       auto block = R == rows ? per_sub : per_sub.narrow(0, 0, R);
       add_products(acc_in, xs, per_sub, R);
       if (input_grad) {
