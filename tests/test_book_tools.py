@@ -121,3 +121,28 @@ def test_figures_drawn_in_a_chapter_span_the_page_and_no_more(chapters):
              for m in re.finditer(r"figsize=\(([^,]+),", md.read_text())
              if m.group(1).strip() != "vl.viz.PAGE_WIDTH"]
     assert not sizes, sizes
+
+
+def test_cpu_benchmark_counts_transcendentals_and_saved_bytes():
+    """The bound columns of scripts/benchmark_cpu.py: one count per output element of a
+    transcendental op (none for a matrix product), and each tensor autograd saves counted once."""
+    import torch
+
+    bench = load("benchmark_cpu")
+    x, w = torch.randn(5, 3), torch.randn(3, 4)
+    with bench.TranscendentalCounter() as counter:
+        y = torch.sigmoid(x @ w)  # 20 sigmoids; the product counts nothing
+        torch.tanh(y).exp()  # 20 + 20
+        torch.softmax(y, dim=1)  # an exp per element: 20
+        (y * 2).relu()  # not transcendental
+    assert counter.count == 80
+
+    w.requires_grad_(True)
+
+    class Task:  # the one method saved_bytes calls
+        def step(self, iteration):
+            (torch.sigmoid(x @ w) ** 2).sum().backward()
+
+    # x @ w saves x (60 B; w only if x needed a gradient); sigmoid saves its output and the
+    # square its input, one tensor (80 B), counted once
+    assert bench.saved_bytes(Task(), 0) == 60 + 80
