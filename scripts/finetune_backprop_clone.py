@@ -75,6 +75,10 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", default=["mnist"], choices=["mnist", "fashion_mnist"],
                         help="datasets of the shallow run beside SGD")
     parser.add_argument("--save", default=None, help="write the fine-tuned V_M (state dict) here")
+    parser.add_argument("--init", default=None,
+                        help="start from this V_M (a state dict written by --save) instead of the artifact's clone")
+    parser.add_argument("--checkpoint", default=None,
+                        help="checkpoint file: a long fine-tune stopped (Ctrl-C, SIGTERM) resumes from it")
     parser.add_argument("--no-before", action="store_true", help="skip the report on the clone before fine-tuning")
     args = parser.parse_args()
 
@@ -86,10 +90,16 @@ def main() -> None:
     print(f"fine-tuning the {args.clone!r} clone of {args.artifact} "
           f"(code {record.meta['code_version']}); changed settings: {vl.config_diff(cfg, made_with)}")
     before = clones[args.clone]
+    if args.init:
+        before = bp.new_clone_lstm(cfg)
+        before.load_state_dict(torch.load(args.init, map_location="cpu"))
     if not args.no_before:
         report(before, cfg, "before", args.steps, args.seeds, args.datasets)
     started = time.perf_counter()
-    result = bp.train_backprop_cloning(cfg, init=before.state_dict())
+    result = bp.train_backprop_cloning(cfg, checkpoint=args.checkpoint, init=before.state_dict())
+    if not result.finished:
+        print(f"stopped before the end; run the same command again to resume from {args.checkpoint}")
+        return
     print(f"fine-tuned in {time.perf_counter() - started:.0f} s; last losses: "
           + ", ".join(f"{k} {result.curves[k][-1]:.3f}" for k in ("forward", "backward", "update")))
     with torch.no_grad():
