@@ -376,9 +376,11 @@ def test_cloning_can_start_from_a_given_clone():
 
 
 def test_a_checkpoint_stores_one_copy_per_learner_of_the_pool(tmp_path):
-    """The pool's copies are equal after averaging: a checkpoint keeps one per learner (the
-    local stage's at the paper preset weighs 0.3 MB instead of 8), and resuming restores all."""
+    """The pool's copies are equal after averaging: a checkpoint keeps one per learner (with
+    32 copies, the local stage's at the paper preset weighs 0.3 MB instead of 8), and resuming
+    restores all."""
     cfg = vl.get_config("smoke").override({"device": "cpu", "backprop_cloning.local_iterations": 2,
+                                           "backprop_cloning.local_copies": 8,
                                            "backprop_cloning.shallow_iterations": 0,
                                            "backprop_cloning.deep_gt_iterations": 0,
                                            "backprop_cloning.deep_own_iterations": 0})
