@@ -454,3 +454,18 @@ def test_update_response_measures_one_connection_in_units_of_eta_e():
         bp.update_response(lstm, cfg, xs, (0.0,))
     fig = vl.viz.plot_update_response({"test": r})
     assert len(fig.axes) == 1
+
+
+def test_sgd_accuracy_is_the_last_point_of_the_sgd_curve():
+    """sgd_accuracy runs the SGD side of learning_curves (same batches, same initial weights)
+    at any rate; at the cloned rate it ends where the curve's SGD ends, and another rate
+    ends elsewhere."""
+    cfg = _cfg(**{"backprop_cloning.test_steps": 6, "backprop_cloning.eval_every": 3,
+                  "backprop_cloning.eval_examples": 20, "backprop_cloning.test_learner_batch": 4})
+    gen = torch.Generator().manual_seed(3)
+    data = vl.TensorData(torch.randn(40, 16, generator=gen), torch.randint(10, (40,), generator=gen), "mnist", True)
+    out = bp.learning_curves(bp.new_clone_lstm(cfg), cfg, data, data, [16, 10], seeds=[0, 1], progress=False)
+    same = bp.sgd_accuracy(cfg, data, data, [16, 10], [0, 1], bp.learning_rate(cfg))
+    torch.testing.assert_close(same, out["sgd"]["test_accuracy"][:, -1])
+    faster = bp.sgd_accuracy(cfg, data, data, [16, 10], [0, 1], 50 * bp.learning_rate(cfg))
+    assert not torch.equal(faster, same)

@@ -58,6 +58,7 @@ from .experiment import (
     load_split,
     run_key,
     save_backprop_clone,
+    sgd_accuracy,
     train_and_save,
 )
 from .ground_truth import Weights, errors_and_grads, init_weights, mlp_backprop, mlp_forward, mlp_sgd_step

@@ -46,10 +46,7 @@ def learning_curves(lstm: SubLSTM, cfg: Config, train: TensorData, test: TensorD
     p = cfg.backprop_cloning
     device = next(lstm.parameters()).device
     S, n, T = len(seeds), p.test_learner_batch, p.test_steps
-    orders = [torch.randperm(len(train), generator=make_generator(s)) for s in seeds]
-    weights = [init_weights(layer_sizes, 1, make_generator(10_000 + s), device) for s in seeds]
-    weights = [(torch.cat([w[l][0] for w in weights]), torch.cat([w[l][1] for w in weights]))
-               for l in range(len(layer_sizes) - 1)]  # [S, A, B] per layer
+    batch, weights = _seeded_runs(train, layer_sizes, seeds, n, device)
     learner = make_learner(lstm, cfg, layer_sizes)
     xs_test = test.images[:p.eval_examples].to(device)
     ys_test = test.labels[:p.eval_examples].to(device)
@@ -71,8 +68,7 @@ def learning_curves(lstm: SubLSTM, cfg: Config, train: TensorData, test: TensorD
 
     evaluate(0)
     for t in tqdm(range(T), disable=not progress, desc=desc):
-        idx = torch.stack([o[(t * n + torch.arange(n)) % len(train)] for o in orders])  # [S, n]
-        x, y = train.images[idx].to(device), train.labels[idx].to(device)
+        x, y = batch(t)
         with torch.no_grad():
             state, logits = learner.learn_step(state, x.reshape(S * n, -1), y.reshape(-1), S)
             assert_no_autograd(logits, *[s.c for s in state])
@@ -86,6 +82,39 @@ def learning_curves(lstm: SubLSTM, cfg: Config, train: TensorData, test: TensorD
     for k in ("clone", "sgd"):
         out[k]["test_accuracy"] = torch.stack(out[k]["test_accuracy"], dim=1)  # [S, P]
     return out
+
+
+def _seeded_runs(train: TensorData, layer_sizes: Sequence[int], seeds: Sequence[int], n: int, device):
+    """What every run of seed ``s`` shares, learner or SGD: a permutation of ``train`` (seed
+    ``s``) read ``n`` examples a step, and initial weights (seed ``10,000 + s``). Returns
+    ``(batch, weights)``: ``batch(t)`` gives step ``t``'s ``(x [S, n, A], labels [S, n])``
+    and ``weights`` is ``[S, A, B]`` per layer."""
+    orders = [torch.randperm(len(train), generator=make_generator(s)) for s in seeds]
+    weights = [init_weights(layer_sizes, 1, make_generator(10_000 + s), device) for s in seeds]
+    weights = [(torch.cat([w[l][0] for w in weights]), torch.cat([w[l][1] for w in weights]))
+               for l in range(len(layer_sizes) - 1)]  # [S, A, B] per layer
+
+    def batch(t: int):
+        idx = torch.stack([o[(t * n + torch.arange(n)) % len(train)] for o in orders])  # [S, n]
+        return train.images[idx].to(device), train.labels[idx].to(device)
+
+    return batch, weights
+
+
+def sgd_accuracy(cfg: Config, train: TensorData, test: TensorData, layer_sizes: Sequence[int],
+                 seeds: Sequence[int], lr: float) -> torch.Tensor:
+    """Test accuracy ``[S]`` of plain SGD at rate ``lr`` after ``test_steps`` steps, on the
+    data, batches and initial weights that :func:`learning_curves` gives the clone and SGD for
+    the same seeds: what a perfect clone of SGD at that rate would reach. At
+    ``lr = learning_rate(cfg)`` it is the SGD curve's last point."""
+    p = cfg.backprop_cloning
+    batch, weights = _seeded_runs(train, layer_sizes, seeds, p.test_learner_batch, "cpu")
+    for t in range(p.test_steps):
+        weights, _ = mlp_sgd_step(weights, *batch(t), lr)
+    xs = test.images[:p.eval_examples]
+    with torch.no_grad():
+        _, logits = mlp_forward(weights, xs.expand(len(seeds), -1, -1))
+    return (logits.argmax(-1) == test.labels[:p.eval_examples]).float().mean(-1)
 
 
 #: Test accuracies the paper reports for the cloned learner (Section 4, Figure 5).

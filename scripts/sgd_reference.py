@@ -1,0 +1,62 @@
+"""What a perfect clone of SGD could reach: plain SGD on the cloned learner's network at
+several learning rates (Chapter 4).
+
+The cloned learner runs SGD at the rate it was cloned with (``bp.learning_rate``:
+``state_scale · update_scale``, 0.02 for the shipped clone). A faithful clone reaches at best
+what SGD at that rate reaches on the same network, data order and initial weights, so this
+script prints that, and the same at other rates, as the reference for the accuracy bars::
+
+    python scripts/sgd_reference.py                      # the shipped clone's scale, 1,000 steps
+    python scripts/sgd_reference.py --lrs 0.02 0.1 --steps 600 --seeds 6
+
+Each run is ``bp.sgd_accuracy`` (the SGD side of ``bp.learning_curves``), a few seconds on
+one core.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+import vsml_lite as vl
+from vsml_lite import backprop as bp
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--artifact", default=str(vl.pretrained_path(bp.KIND, "gpu")),
+                        help="backprop-cloning artifact whose config sets the network and data (default: shipped)")
+    parser.add_argument("--lrs", nargs="+", type=float, default=[0.02, 0.05, 0.1, 0.2])
+    parser.add_argument("--steps", type=int, default=1000, help="SGD steps (the issue's bar: 1,000)")
+    parser.add_argument("--seeds", type=int, default=6)
+    parser.add_argument("--datasets", nargs="+", default=["mnist", "fashion_mnist"], choices=["mnist", "fashion_mnist"])
+    parser.add_argument("--archs", nargs="+", default=["shallow", "deep"], choices=["shallow", "deep"])
+    args = parser.parse_args()
+    for name, value in (("--steps", args.steps), ("--seeds", args.seeds)):
+        if value < 1:
+            parser.error(f"{name} must be at least 1, got {value}")
+    if any(lr <= 0 for lr in args.lrs):
+        parser.error(f"--lrs must be positive, got {args.lrs}")
+
+    vl.device.use_free_cores()
+    cfg, _ = bp.load_backprop_clone(vl.load_artifact(args.artifact))
+    cfg = cfg.override({"backprop_cloning.test_steps": args.steps})
+    p = cfg.backprop_cloning
+    print(f"SGD on the network of {args.artifact}: {p.input_side}x{p.input_side} inputs, batches of "
+          f"{p.test_learner_batch}, {args.steps} steps, test accuracy on {p.eval_examples} test examples, "
+          f"mean ± std over {args.seeds} seeds; the clone was cloned at lr {bp.learning_rate(cfg):g}")
+    print(f"{'dataset':<14} {'network':<8} " + " ".join(f"{'lr ' + format(lr, 'g'):>13}" for lr in args.lrs))
+    for dataset in args.datasets:
+        train, test = bp.load_split(cfg, dataset, True), bp.load_split(cfg, dataset, False)
+        for arch in args.archs:
+            sizes = bp.arrangement(cfg, arch)
+            cells = []
+            for lr in args.lrs:
+                acc = 100 * bp.sgd_accuracy(cfg, train, test, sizes, list(range(args.seeds)), lr)
+                cells.append(f"{acc.mean():.1f} ± {acc.std() if args.seeds > 1 else torch.tensor(0.0):.1f}")
+            print(f"{dataset:<14} {arch:<8} " + " ".join(f"{c:>13}" for c in cells), flush=True)
+
+
+if __name__ == "__main__":
+    main()
