@@ -32,9 +32,9 @@ from vsml_lite import backprop as bp
 from _cli import parse_set
 
 
-def report(lstm, cfg, title: str, steps: int, seeds: int, datasets=("mnist",)) -> None:
-    """Print the background-value hold, the fidelity per part and a shallow run of ``lstm``
-    beside SGD on each of ``datasets``."""
+def report(lstm, cfg, title: str, steps: int, seeds: int, datasets=("mnist",), archs=("shallow",)) -> None:
+    """Print the background-value hold, the fidelity per part and a run of ``lstm`` beside SGD
+    in each of ``archs`` on each of ``datasets``."""
     d = bp.hold_drift(lstm, cfg, steps=200, every=200, input_value=bp.background_value("mnist"))
     ratio = ", ".join(f"{w:+.1f}: {r:.2f}" for w, r in zip(d["weights"].tolist(), d["ratio"][-1].tolist()))
     print(f"[{title}] weight held / weight at start after 200 error-free steps at the background value: {ratio}")
@@ -51,15 +51,17 @@ def report(lstm, cfg, title: str, steps: int, seeds: int, datasets=("mnist",)) -
     print(f"[{title}] after 300 steps beside SGD: weight change {total['weight_total_ratio']:.2f}x SGD's at cosine "
           f"{total['weight_total_cosine']:.3f}; bias change {total['bias_total_ratio']:.2f}x at cosine "
           f"{total['bias_total_cosine']:.3f}")
-    for dataset in datasets:
-        if dataset != "mnist":
+    for arch in archs:
+        for dataset in datasets:
             train, test = bp.load_split(short, dataset, True), bp.load_split(short, dataset, False)
-        out = bp.learning_curves(lstm, short, train, test, sizes, seeds=list(range(seeds)), progress=False)
-        for who in ("clone", "sgd"):
-            acc = out[who]["test_accuracy"]  # [seeds, points]
-            print(f"[{title}] {dataset} shallow, {who:5s} test accuracy at steps {out['eval_steps']}: "
-                  + " ".join(f"{100 * a:.1f}" for a in acc.mean(0).tolist())
-                  + f" (last: {100 * acc[:, -1].mean():.1f} ± {100 * acc[:, -1].std():.1f}% over {seeds} seeds)")
+            out = bp.learning_curves(lstm, short, train, test, bp.arrangement(short, arch), seeds=list(range(seeds)),
+                                     progress=False)
+            for who in ("clone", "sgd"):
+                acc = out[who]["test_accuracy"]  # [seeds, points]
+                print(f"[{title}] {dataset} {arch}, {who:5s} test accuracy at steps {out['eval_steps']}: "
+                      + " ".join(f"{100 * a:.1f}" for a in acc.mean(0).tolist())
+                      + f" (last: {100 * acc[:, -1].mean():.1f} ± {100 * acc[:, -1].std():.1f}% over {seeds} seeds)",
+                      flush=True)
 
 
 def main() -> None:
@@ -74,6 +76,10 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=2, help="seeds of the shallow runs beside SGD")
     parser.add_argument("--datasets", nargs="+", default=["mnist"], choices=["mnist", "fashion_mnist"],
                         help="datasets of the shallow run beside SGD")
+    parser.add_argument("--archs", nargs="+", default=["shallow"], choices=["shallow", "deep"],
+                        help="arrangements of the runs beside SGD (deep: 196 -> 32 -> 10 at 14 x 14)")
+    parser.add_argument("--evaluate-only", action="store_true",
+                        help="no fine-tuning: report on the starting V_M (--init or the artifact's clone) only")
     parser.add_argument("--save", default=None, help="write the fine-tuned V_M (state dict) here")
     parser.add_argument("--init", default=None,
                         help="start from this V_M (a state dict written by --save) instead of the artifact's clone")
@@ -93,8 +99,10 @@ def main() -> None:
     if args.init:
         before = bp.new_clone_lstm(cfg)
         before.load_state_dict(torch.load(args.init, map_location="cpu"))
-    if not args.no_before:
-        report(before, cfg, "before", args.steps, args.seeds, args.datasets)
+    if args.evaluate_only or not args.no_before:
+        report(before, cfg, "before", args.steps, args.seeds, args.datasets, args.archs)
+    if args.evaluate_only:
+        return
     started = time.perf_counter()
     result = bp.train_backprop_cloning(cfg, checkpoint=args.checkpoint, init=before.state_dict())
     if not result.finished:
@@ -103,7 +111,7 @@ def main() -> None:
     print(f"fine-tuned in {time.perf_counter() - started:.0f} s; last losses: "
           + ", ".join(f"{k} {result.curves[k][-1]:.3f}" for k in ("forward", "backward", "update")))
     with torch.no_grad():
-        report(result.lstm.cpu(), cfg, "after", args.steps, args.seeds, args.datasets)
+        report(result.lstm.cpu(), cfg, "after", args.steps, args.seeds, args.datasets, args.archs)
     if args.save:
         torch.save(result.lstm.state_dict(), args.save)
         print(f"saved V_M to {args.save}")
