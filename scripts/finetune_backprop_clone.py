@@ -60,8 +60,13 @@ def report(lstm, cfg, title: str, steps: int, seeds: int, datasets=("mnist",), a
                 acc = out[who]["test_accuracy"]  # [seeds, points]
                 print(f"[{title}] {dataset} {arch}, {who:5s} test accuracy at steps {out['eval_steps']}: "
                       + " ".join(f"{100 * a:.1f}" for a in acc.mean(0).tolist())
-                      + f" (last: {100 * acc[:, -1].mean():.1f} ± {100 * acc[:, -1].std():.1f}% over {seeds} seeds)",
+                      + f" (last: {100 * acc[:, -1].mean():.1f} ± {100 * _std(acc[:, -1]):.1f}% over {seeds} seeds)",
                       flush=True)
+
+
+def _std(x: torch.Tensor) -> float:
+    """Standard deviation over seeds; 0 for a single seed (torch's would be nan)."""
+    return x.std().item() if x.numel() > 1 else 0.0
 
 
 def main() -> None:
@@ -93,14 +98,18 @@ def main() -> None:
     made_with, clones = bp.load_backprop_clone(record)
     stages_off = {f"backprop_cloning.{s}_iterations": 0 for s in bp.STAGES if s != "local"}
     cfg = made_with.override({**stages_off, "device": "auto", **parse_set(args.set)})
-    print(f"fine-tuning the {args.clone!r} clone of {args.artifact} "
-          f"(code {record.meta['code_version']}); changed settings: {vl.config_diff(cfg, made_with)}")
+    source = args.init or f"the {args.clone!r} clone of {args.artifact} (code {record.meta['code_version']})"
+    if args.evaluate_only:
+        print(f"evaluating {source} with the artifact's config")
+    else:
+        print(f"fine-tuning {source}; changed settings: {vl.config_diff(cfg, made_with)}")
     before = clones[args.clone]
     if args.init:
         before = bp.new_clone_lstm(cfg)
         before.load_state_dict(torch.load(args.init, map_location="cpu"))
     if args.evaluate_only or not args.no_before:
-        report(before, cfg, "before", args.steps, args.seeds, args.datasets, args.archs)
+        report(before, cfg, "V_M" if args.evaluate_only else "before", args.steps, args.seeds, args.datasets,
+               args.archs)
     if args.evaluate_only:
         return
     started = time.perf_counter()
