@@ -108,13 +108,14 @@ def sgd_accuracy(cfg: Config, train: TensorData, test: TensorData, layer_sizes: 
     the same seeds: what a perfect clone of SGD at that rate would reach. At
     ``lr = learning_rate(cfg)`` it is the SGD curve's last point."""
     p = cfg.backprop_cloning
-    batch, weights = _seeded_runs(train, layer_sizes, seeds, p.test_learner_batch, "cpu")
+    device = train.images.device  # SGD runs where the data lives
+    batch, weights = _seeded_runs(train, layer_sizes, seeds, p.test_learner_batch, device)
     for t in range(p.test_steps):
         weights, _ = mlp_sgd_step(weights, *batch(t), lr)
-    xs = test.images[:p.eval_examples]
+    xs, ys = test.images[:p.eval_examples].to(device), test.labels[:p.eval_examples].to(device)
     with torch.no_grad():
         _, logits = mlp_forward(weights, xs.expand(len(seeds), -1, -1))
-    return (logits.argmax(-1) == test.labels[:p.eval_examples]).float().mean(-1)
+    return (logits.argmax(-1) == ys).float().mean(-1).cpu()
 
 
 #: Test accuracies the paper reports for the cloned learner (Section 4, Figure 5).
