@@ -29,7 +29,8 @@ and what no implementation of the same computation can avoid beyond the matrix p
   bound     (floor + trans ms + mem ms) / floor: the ratio an implementation would reach that
             did nothing but the matrix products, the transcendentals and the saved-state
             traffic, each at its measured rate. Where it is above 2, issue 18's target is out
-            of reach for this computation, not for want of a faster kernel
+            of reach for this computation at these rates, not for want of a faster kernel (a
+            sigmoid approximated more cheaply, at some loss of accuracy, would lower the bound)
 
 Cases (the campaign runs them on one CPU thread):
 
