@@ -173,6 +173,7 @@ def copy_ms_per_mb() -> float:
 
 
 def _best(fn, repeats: int) -> float:
+    """Seconds of the fastest of ``repeats`` calls of ``fn``, after one warm-up call."""
     fn()
     best = float("inf")
     for _ in range(repeats):
@@ -188,13 +189,7 @@ def matmul_ms(flops: float, repeats: int = 10) -> float:
     rate (a single matmul of the iteration's own FLOPs varied by 40% between runs)."""
     n = FLOOR_MATMUL_N
     a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - t)
-    return 1000 * best * flops / (2 * n ** 3)
+    return 1000 * _best(lambda: a @ b, repeats) * flops / (2 * n ** 3)
 
 
 def child(case: str, threads: int, smoke: bool, min_seconds: float, out: str) -> None:
