@@ -3,6 +3,8 @@
     python scripts/campaign.py --minutes 12 --device cuda                 # one GPU window
     nohup python scripts/campaign.py --minutes 240 --device cpu --threads 1 &   # the CPU, in the background
     python scripts/campaign.py --status                                   # where the runs stand
+    nohup python scripts/campaign.py --minutes 240 --device cpu --threads 1 \
+        --preset cpu --runs backprop_cloning --dir campaign/cpu &        # a cpu-preset run, resumable
 
 Works through forward cloning, backprop cloning, meta-learning and the CMA-ES improvement at
 the `paper` preset, each resumed from its checkpoint in campaign/, and stops cleanly before
@@ -35,7 +37,10 @@ def main(argv=None) -> int:
                         help=f"runs to advance, in queue order (default all: {' '.join(campaign.KINDS)})")
     parser.add_argument("--dir", default=str(campaign.DEFAULT_DIRECTORY), help="campaign folder")
     parser.add_argument("--out", default=str(vl.artifacts.PRETRAINED_DIR), help="where finished runs write artifacts")
-    parser.add_argument("--preset", default=campaign.PRESET, help=argparse.SUPPRESS)  # smoke, for tests
+    parser.add_argument("--preset", default=campaign.PRESET,
+                        help="preset of the runs (default paper). `cpu` with --runs and its own --dir "
+                             "carries a long cpu-preset run, such as Chapter 4's clone, across sessions "
+                             "the same way; smoke is for tests")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help=argparse.SUPPRESS)
     parser.add_argument("--status", action="store_true", help="print where the runs stand and exit")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
