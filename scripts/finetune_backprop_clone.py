@@ -100,7 +100,9 @@ def main() -> None:
     cfg = made_with.override({**stages_off, "device": "auto", **parse_set(args.set)})
     source = args.init or f"the {args.clone!r} clone of {args.artifact} (code {record.meta['code_version']})"
     if args.evaluate_only:
-        print(f"evaluating {source} with the artifact's config")
+        changed = vl.config_diff(made_with.override(parse_set(args.set)), made_with)
+        print(f"evaluating {source} with the artifact's config"
+              + (f", changed: {changed}" if changed else ""))
     else:
         print(f"fine-tuning {source}; changed settings: {vl.config_diff(cfg, made_with)}")
     before = clones[args.clone]
