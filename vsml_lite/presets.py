@@ -58,8 +58,8 @@ def _cpu() -> Config:
         # chapter's accuracy table: a few hours on one core.
         # It clones SGD at eta = 0.08, not Table 1's 0.02 (CPU_UPDATE_SCALE).
         backprop_cloning=BackpropCloningConfig(
-            update_scale=CPU_UPDATE_SCALE, local_batch=2048, local_iterations=46_000, shallow_iterations=300, deep_gt_iterations=100,
-            deep_own_iterations=100, net_groups=4, net_learner_batch=4, warmup_max=200,
+            update_scale=CPU_UPDATE_SCALE, local_batch=2048, local_iterations=46_000, shallow_iterations=300,
+            deep_gt_iterations=100, deep_own_iterations=100, net_groups=4, net_learner_batch=4, warmup_max=200,
             input_side=14, log_every=50, checkpoint_every=500, test_steps=1000, eval_every=50,
             eval_examples=1000),
         # Chapter 5 on 7 × 7 inputs (490 sub-LSTMs instead of 7,840) and 100-step episodes:
