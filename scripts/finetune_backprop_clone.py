@@ -92,6 +92,9 @@ def main() -> None:
                         help="checkpoint file: a long fine-tune stopped (Ctrl-C, SIGTERM) resumes from it")
     parser.add_argument("--no-before", action="store_true", help="skip the report on the clone before fine-tuning")
     args = parser.parse_args()
+    for name, value in (("--steps", args.steps), ("--seeds", args.seeds)):
+        if value < 1:
+            parser.error(f"{name} must be at least 1, got {value}")
 
     vl.device.use_free_cores()
     record = vl.load_artifact(args.artifact)

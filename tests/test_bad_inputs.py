@@ -95,6 +95,15 @@ def test_script_errors_are_one_line_not_a_traceback(monkeypatch):
         _cli.config_and_out(args, "meta_learning")
 
 
+@pytest.mark.parametrize("script", ["finetune_backprop_clone.py", "sgd_reference.py"])
+def test_probe_scripts_refuse_zero_steps_in_one_line(script):
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, str(root / "scripts" / script), "--steps", "0"],
+                         capture_output=True, text=True, cwd=root)
+    assert out.returncode == 2
+    assert "--steps must be at least 1, got 0" in out.stderr and "Traceback" not in out.stderr
+
+
 # --- state_clip and tensor shapes ----------------------------------------------------------
 
 
