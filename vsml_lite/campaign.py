@@ -281,10 +281,14 @@ def paper_scale(kind: str, out_dir: Union[str, Path] = PRETRAINED_DIR,
     elif kind == improve.KIND:
         rows, claims = improve.public_rows(m["results"]), m["claims"]
     versions = meta.get("code_versions") or [meta["code_version"]]
-    if isinstance(versions, dict):  # one list per meta-trained model
-        versions = sorted({v for vs in versions.values() for v in vs})
+    if isinstance(versions, dict):  # one list per meta-trained model, each in the order the sessions ran
+        versions = list(dict.fromkeys(v for vs in versions.values() for v in vs))
+    code = (f"code {versions[0]}" if len(versions) == 1 else
+            f"{len(versions)} code versions across its sessions, the first {versions[0]}, the last "
+            f"{versions[-1]} (the record lists them all)")
+    hours = f" in {m['train_seconds'] / 3600:,.1f} h of training" if "train_seconds" in m else ""
     note = (f"At the paper's scale (preset `{meta['preset']}`, seed {meta['seed']}), made by the campaign on "
-            f"{m.get('device', 'the recorded device')} with code {', '.join(versions)}:")
+            f"{m.get('device', 'the recorded device')}{hours} with {code}:")
     return {"note": note, "rows": rows, "claims": claims}
 
 
