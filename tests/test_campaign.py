@@ -89,3 +89,34 @@ def test_a_stopped_session_records_its_time_and_rate(tmp_path, interrupt_on_call
     ran = session["runs"]["forward_cloning"]
     assert ran["iterations"] > 0 and ran["seconds"] > 0
     assert record["runs"][0]["rate_per_second"]["cpu"] > 0
+
+
+def test_sigterm_during_an_evaluation_still_records_the_session(tmp_path):
+    """Outside a training loop (here: backprop cloning's meta-test) SIGTERM used to end the
+    process at once, before progress.json recorded the session. A child process, so that the
+    old behaviour fails the test instead of killing pytest."""
+    import subprocess
+    import sys
+
+    directory, out = tmp_path / "campaign", tmp_path / "artifacts"
+    child = f"""
+import os, signal, sys
+from vsml_lite import campaign
+from vsml_lite.backprop import experiment
+real = experiment.learning_curves
+def terminated(*args, **kw):
+    os.kill(os.getpid(), signal.SIGTERM)
+    return real(*args, **kw)
+experiment.learning_curves = terminated
+try:
+    campaign.run_campaign(30, device="cpu", directory={str(directory)!r}, out_dir={str(out)!r},
+                          kinds=["backprop_cloning"], preset="smoke", progress=False)
+except KeyboardInterrupt:
+    sys.exit(130)
+"""
+    done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True)
+    assert done.returncode == 130, done.stderr[-2000:]
+    record = json.loads((directory / "progress.json").read_text())
+    assert record["sessions"][-1]["ended"] == "interrupted"
+    run = next(r for r in record["runs"] if r["kind"] == "backprop_cloning")
+    assert run["state"] == "evaluating" and not list(out.glob("*.json"))

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import json
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,7 +148,7 @@ def run_campaign(minutes: float, device: str = "auto", threads: Optional[int] = 
     directory, out_dir = Path(directory), Path(out_dir)
     directory.mkdir(parents=True, exist_ok=True)
     runs = [run_for(k) for k in (kinds or KINDS)]
-    with _exclusive(directory):
+    with _exclusive(directory), _sigterm_interrupts():
         return _advance(runs, minutes, started_wall, started, deadline, device, directory, out_dir, overrides,
                         preset, progress)
 
@@ -190,6 +191,28 @@ def _advance(runs, minutes, started_wall, started, deadline, device, directory, 
                 session["runs"][r.kind] = {"iterations": ran, "seconds": round(seconds.get(r.kind, 0.0), 1)}
         record = _write_progress(directory, cfg, session, [status(r, cfg, directory, out_dir) for r in RUNS])
     return record
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts():
+    """For the session, SIGTERM stops the campaign as Ctrl-C does, so ``progress.json`` records
+    the session either way. Inside a run's training loop :class:`~vsml_lite.training.StopRequest`
+    takes both signals and checkpoints first; outside it (a run's evaluation phase, whose
+    finished parts its evaluation cache keeps, or between runs) Python's default for SIGTERM
+    would end the process on the spot, before the record is written."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        old = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 @contextlib.contextmanager
