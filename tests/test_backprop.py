@@ -469,3 +469,21 @@ def test_sgd_accuracy_is_the_last_point_of_the_sgd_curve():
     torch.testing.assert_close(same, out["sgd"]["test_accuracy"][:, -1])
     faster = bp.sgd_accuracy(cfg, data, data, [16, 10], [0, 1], 50 * bp.learning_rate(cfg))
     assert not torch.equal(faster, same)
+
+
+def test_the_meta_test_runs_shallow_runs_first_and_reports_in_the_chapters_order(monkeypatch, tmp_path):
+    from vsml_lite.backprop import experiment
+
+    ran = []
+    monkeypatch.setattr(experiment, "load_split", lambda cfg, name, train: None)
+    monkeypatch.setattr(experiment, "fidelity", lambda *a, **k: {})
+    monkeypatch.setattr(experiment, "learning_curves", lambda *a, desc, **k: ran.append(desc) or {"desc": desc})
+    cfg = vl.get_config("smoke")
+    lstms = {c: None for c in bp.CLONES}
+    out = experiment.evaluate_clones(cfg, lstms, cache=tmp_path / "eval.ckpt", progress=False)
+    keys = [experiment.run_key(*e) for e in experiment.EVALUATIONS]
+    assert ran == [k for k in keys if not k.endswith("deep")] + [k for k in keys if k.endswith("deep")]
+    assert list(out) == keys and all(out[k]["curves"]["desc"] == k for k in keys)
+    # A second call finds every run in the cache and runs none again.
+    assert list(experiment.evaluate_clones(cfg, lstms, cache=tmp_path / "eval.ckpt", progress=False)) == keys
+    assert len(ran) == len(keys)

@@ -157,9 +157,12 @@ def evaluate_clones(cfg: Config, lstms: Dict[str, SubLSTM], cache: Union[str, Pa
     """Fidelity and learning curves of every run in ``evaluations``.
 
     ``cache``: finished runs are saved there one by one, so an interrupted evaluation resumes
-    where it stopped. ``deadline`` (``time.monotonic()``): start no new run after it (the
-    result then lacks the runs not done). Returns ``{run_key: {"fidelity": {...}, "curves":
-    {...}}}``.
+    where it stopped (a run stopped part-way starts again). ``deadline``
+    (``time.monotonic()``): start no new run after it (the result then lacks the runs not
+    done). The shallow runs go first: a deep run costs about 3.4 times as much (its learner has
+    that many more sub-LSTMs), so a session that ends part-way banks more finished runs.
+    Returns ``{run_key: {"fidelity": {...}, "curves": {...}}}`` in the order of
+    ``evaluations``.
     """
     p = cfg.backprop_cloning
     done = (load_checkpoint(cache) or {}) if cache is not None else {}
@@ -167,7 +170,7 @@ def evaluate_clones(cfg: Config, lstms: Dict[str, SubLSTM], cache: Union[str, Pa
         raise ValueError(f"evaluation cache {cache} was made with another config; delete it")
     done["config"] = cfg.to_dict()
     splits: Dict[Tuple[str, bool], TensorData] = {}
-    for clone, dataset, arch in evaluations:
+    for clone, dataset, arch in sorted(evaluations, key=lambda e: e[2] == "deep"):  # stable: shallow first
         key = run_key(clone, dataset, arch)
         if key in done:
             continue
@@ -186,7 +189,7 @@ def evaluate_clones(cfg: Config, lstms: Dict[str, SubLSTM], cache: Union[str, Pa
         done[key] = {"fidelity": fid, "curves": curves}
         if cache is not None:
             save_checkpoint(cache, done)
-    return {k: v for k, v in done.items() if k != "config"}
+    return {key: done[key] for key in (run_key(*e) for e in evaluations) if key in done}
 
 
 #: Column order of :func:`accuracy_table` (JSON records sort keys; display in this order).
