@@ -1,5 +1,6 @@
 """The command line that every artifact-making script shares: preset, seed, device, ``--set``
 overrides, label, output path and ``--fresh``. One parser so that the scripts cannot drift.
+Also the argument types and the seed statistics that the probe scripts share.
 """
 
 from __future__ import annotations
@@ -7,6 +8,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 from typing import Tuple
+
+import torch
 
 import vsml_lite as vl
 
@@ -25,6 +28,33 @@ def parse_set(items):
             value = value[1:-1]
         out[key.strip()] = value
     return out
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (``--steps 0`` is refused, naming it)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a number above 0 (a learning rate of 0 or below is refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value:g}")
+    return value
+
+
+def seed_std(x: torch.Tensor) -> float:
+    """Standard deviation over seeds; 0 for a single seed (torch's would be nan)."""
+    return x.std().item() if x.numel() > 1 else 0.0
 
 
 def artifact_parser(description: str, kind: str, set_example: str) -> argparse.ArgumentParser:

@@ -29,7 +29,7 @@ import torch
 import vsml_lite as vl
 from vsml_lite import backprop as bp
 
-from _cli import parse_set
+from _cli import parse_set, positive_int, seed_std
 
 
 def report(lstm, cfg, title: str, steps: int, seeds: int, datasets=("mnist",), archs=("shallow",)) -> None:
@@ -60,25 +60,20 @@ def report(lstm, cfg, title: str, steps: int, seeds: int, datasets=("mnist",), a
                 acc = out[who]["test_accuracy"]  # [seeds, points]
                 print(f"[{title}] {dataset} {arch}, {who:5s} test accuracy at steps {out['eval_steps']}: "
                       + " ".join(f"{100 * a:.1f}" for a in acc.mean(0).tolist())
-                      + f" (last: {100 * acc[:, -1].mean():.1f} ± {100 * _std(acc[:, -1]):.1f}% over {seeds} seeds)",
+                      + f" (last: {100 * acc[:, -1].mean():.1f} ± {100 * seed_std(acc[:, -1]):.1f}% over {seeds} seeds)",
                       flush=True)
-
-
-def _std(x: torch.Tensor) -> float:
-    """Standard deviation over seeds; 0 for a single seed (torch's would be nan)."""
-    return x.std().item() if x.numel() > 1 else 0.0
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--artifact", default=str(vl.pretrained_path(bp.KIND, "gpu")),
+    parser.add_argument("--artifact", default=str(vl.shipped_path(bp.KIND)),
                         help="backprop-cloning artifact to start from (default: the shipped one)")
     parser.add_argument("--clone", choices=bp.CLONES, default="random",
                         help="which of its clones: the full curriculum or random data only")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="config overrides; stages other than 'local' get 0 iterations unless set")
-    parser.add_argument("--steps", type=int, default=300, help="learner steps of the shallow runs beside SGD")
-    parser.add_argument("--seeds", type=int, default=2, help="seeds of the shallow runs beside SGD")
+    parser.add_argument("--steps", type=positive_int, default=300, help="learner steps of the shallow runs beside SGD")
+    parser.add_argument("--seeds", type=positive_int, default=2, help="seeds of the shallow runs beside SGD")
     parser.add_argument("--datasets", nargs="+", default=["mnist"], choices=["mnist", "fashion_mnist"],
                         help="datasets of the shallow run beside SGD")
     parser.add_argument("--archs", nargs="+", default=["shallow"], choices=["shallow", "deep"],
@@ -92,9 +87,6 @@ def main() -> None:
                         help="checkpoint file: a long fine-tune stopped (Ctrl-C, SIGTERM) resumes from it")
     parser.add_argument("--no-before", action="store_true", help="skip the report on the clone before fine-tuning")
     args = parser.parse_args()
-    for name, value in (("--steps", args.steps), ("--seeds", args.seeds)):
-        if value < 1:
-            parser.error(f"{name} must be at least 1, got {value}")
 
     vl.device.use_free_cores()
     record = vl.load_artifact(args.artifact)

@@ -2,7 +2,7 @@
 several learning rates (Chapter 4).
 
 The cloned learner runs SGD at the rate it was cloned with (``bp.learning_rate``:
-``state_scale · update_scale``, 0.02 for the shipped clone). A faithful clone reaches at best
+``state_scale · update_scale``, printed below). A faithful clone reaches at best
 what SGD at that rate reaches on the same network, data order and initial weights, so this
 script prints that, and the same at other rates, as the reference for the accuracy bars::
 
@@ -17,27 +17,22 @@ from __future__ import annotations
 
 import argparse
 
-import torch
-
 import vsml_lite as vl
 from vsml_lite import backprop as bp
+
+from _cli import positive_float, positive_int, seed_std
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--artifact", default=str(vl.pretrained_path(bp.KIND, "gpu")),
+    parser.add_argument("--artifact", default=str(vl.shipped_path(bp.KIND)),
                         help="backprop-cloning artifact whose config sets the network and data (default: shipped)")
-    parser.add_argument("--lrs", nargs="+", type=float, default=[0.02, 0.05, 0.1, 0.2])
-    parser.add_argument("--steps", type=int, default=1000, help="SGD steps (the issue's bar: 1,000)")
-    parser.add_argument("--seeds", type=int, default=6)
+    parser.add_argument("--lrs", nargs="+", type=positive_float, default=[0.02, 0.05, 0.1, 0.2])
+    parser.add_argument("--steps", type=positive_int, default=1000, help="SGD steps (the issue's bar: 1,000)")
+    parser.add_argument("--seeds", type=positive_int, default=6)
     parser.add_argument("--datasets", nargs="+", default=["mnist", "fashion_mnist"], choices=["mnist", "fashion_mnist"])
     parser.add_argument("--archs", nargs="+", default=["shallow", "deep"], choices=["shallow", "deep"])
     args = parser.parse_args()
-    for name, value in (("--steps", args.steps), ("--seeds", args.seeds)):
-        if value < 1:
-            parser.error(f"{name} must be at least 1, got {value}")
-    if any(lr <= 0 for lr in args.lrs):
-        parser.error(f"--lrs must be positive, got {args.lrs}")
 
     vl.device.use_free_cores()
     cfg, _ = bp.load_backprop_clone(vl.load_artifact(args.artifact))
@@ -54,7 +49,7 @@ def main() -> None:
             cells = []
             for lr in args.lrs:
                 acc = 100 * bp.sgd_accuracy(cfg, train, test, sizes, list(range(args.seeds)), lr)
-                cells.append(f"{acc.mean():.1f} ± {acc.std() if args.seeds > 1 else torch.tensor(0.0):.1f}")
+                cells.append(f"{acc.mean():.1f} ± {seed_std(acc):.1f}")
             print(f"{dataset:<14} {arch:<8} " + " ".join(f"{c:>13}" for c in cells), flush=True)
 
 

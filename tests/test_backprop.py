@@ -206,12 +206,8 @@ def test_learning_curves_share_data_and_initial_weights():
     assert out["sgd"]["train_loss"][0, 0].item() == pytest.approx(first.item(), rel=1e-5)
 
 
-#: Label of the shipped Chapter 4 artifact (see the README's artifact table).
-SHIPPED = "gpu"
-
-
 def _shipped():
-    record = vl.load_artifact(vl.pretrained_path(bp.KIND, SHIPPED))
+    record = vl.load_artifact(vl.shipped_path(bp.KIND))
     return record, *bp.load_backprop_clone(record)
 
 

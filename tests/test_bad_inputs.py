@@ -1,6 +1,7 @@
 """Bad input, as an ordinary user might give it: each case gets an error that names the
 problem (or, for artifacts and the kernel cache, the fix), never a silent wrong answer."""
 
+import argparse
 import json
 import os
 import shutil
@@ -101,7 +102,20 @@ def test_probe_scripts_refuse_zero_steps_in_one_line(script):
     out = subprocess.run([sys.executable, str(root / "scripts" / script), "--steps", "0"],
                          capture_output=True, text=True, cwd=root)
     assert out.returncode == 2
-    assert "--steps must be at least 1, got 0" in out.stderr and "Traceback" not in out.stderr
+    assert "argument --steps: must be at least 1, got 0" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_probe_argument_types_name_the_problem():
+    assert _cli.positive_int("3") == 3 and _cli.positive_float("0.08") == 0.08
+    for parse, text, message in ((_cli.positive_int, "0", "must be at least 1, got 0"),
+                                 (_cli.positive_int, "2.5", "expected a whole number, got '2.5'"),
+                                 (_cli.positive_float, "-0.1", "must be positive, got -0.1"),
+                                 (_cli.positive_float, "nan", "must be positive, got nan"),
+                                 (_cli.positive_float, "fast", "expected a number, got 'fast'")):
+        with pytest.raises(argparse.ArgumentTypeError, match=message):
+            parse(text)
+    assert _cli.seed_std(torch.tensor([0.8])) == 0.0  # one seed: no spread, not nan
+    assert _cli.seed_std(torch.tensor([0.8, 0.9])) == pytest.approx(torch.tensor([0.8, 0.9]).std().item())
 
 
 # --- state_clip and tensor shapes ----------------------------------------------------------
@@ -271,6 +285,24 @@ def test_shipped_artifacts_record_their_weights_checksum():
         meta = json.loads(record.read_text())
         assert "weights_sha256" in meta, f"{record.name} lacks weights_sha256"
         vl.load_artifact(record.with_suffix(""), kind=meta["kind"])
+
+
+def test_every_chapter_names_one_shipped_artifact_that_loads():
+    from vsml_lite import backprop as bp, cloning, improve, metalearn as ml
+
+    assert set(artifacts.SHIPPED) == {cloning.KIND, bp.KIND, ml.KIND, improve.KIND}
+    for kind in artifacts.SHIPPED:
+        assert vl.artifact_exists(vl.shipped_path(kind)), kind
+        vl.load_artifact(vl.shipped_path(kind), kind=kind)
+    with pytest.raises(ValueError, match="no shipped artifact of kind 'cma'"):
+        vl.shipped_path("cma")
+
+
+def test_a_pt_without_its_record_is_not_an_artifact(shipped_copy):
+    """``save_artifact`` writes the record last: a .pt alone is an unfinished write."""
+    assert vl.artifact_exists(shipped_copy / "forward_cloning_cpu")
+    (shipped_copy / "forward_cloning_cpu.json").unlink()
+    assert not vl.artifact_exists(shipped_copy / "forward_cloning_cpu")
 
 
 def test_flipped_bytes_in_a_pt_are_refused(shipped_copy):

@@ -48,8 +48,8 @@ def test_the_improvement_waits_for_its_clone(tmp_path):
     cfg = vl.get_config("paper")
     run = campaign.run_for("improve_backprop")
     st = campaign.status(run, cfg, tmp_path, tmp_path)
-    expected = "finished" if (vl.artifacts.PRETRAINED_DIR / "improve_backprop_paper.json").exists() else "waiting"
-    if not (vl.artifacts.PRETRAINED_DIR / "backprop_cloning_paper.json").exists():
+    expected = "finished" if vl.artifact_exists(vl.pretrained_path("improve_backprop", "paper")) else "waiting"
+    if not vl.artifact_exists(vl.pretrained_path("backprop_cloning", "paper")):
         assert st["state"] == expected and st["waiting_for"] == ["backprop_cloning_paper"]
     with pytest.raises(ValueError, match="unknown campaign run 'cma'; valid: forward_cloning"):
         campaign.run_for("cma")

@@ -19,9 +19,9 @@ def test_every_chapter_is_judged_from_its_record():
 
 def test_a_finished_paper_scale_forward_clone_gets_its_own_row():
     from vsml_lite import cloning
-    from vsml_lite.artifacts import pretrained_path
+    from vsml_lite.artifacts import SHIPPED, artifact_exists, pretrained_path
 
     rows = [r for r in reproduction.reproduction_rows() if r["chapter"] == "3"]
     paper = [r for r in rows if r["scale"].startswith("preset paper:")]
-    assert len(paper) == int(pretrained_path(cloning.KIND, "paper").with_suffix(".json").exists())
-    assert rows[0]["scale"].startswith(f"preset {reproduction.SHIPPED[cloning.KIND]}:")
+    assert len(paper) == int(artifact_exists(pretrained_path(cloning.KIND, "paper")))
+    assert rows[0]["scale"].startswith(f"preset {SHIPPED[cloning.KIND]}:")

@@ -91,7 +91,7 @@ from .network import (
 from . import (artifacts, backprop, claims, cloning, compiled, distributed, fastweights, fused, improve, metalearn,
                training, validate, viz)
 from . import campaign
-from .artifacts import load_artifact, pretrained_path, retrain_requested
+from .artifacts import artifact_exists, load_artifact, pretrained_path, retrain_requested, shipped_path
 
 
 __all__ = [
@@ -147,6 +147,7 @@ __all__ = [
     "improve",
     "get_config",
     "get_device",
+    "artifact_exists",
     "get_dtype",
     "load_artifact",
     "load_dataset",
@@ -155,6 +156,7 @@ __all__ = [
     "meta_rnn_step",
     "pretrained_path",
     "retrain_requested",
+    "shipped_path",
     "seed_everything",
     "training",
     "viz",

@@ -87,6 +87,28 @@ def pretrained_path(kind: str, preset: str) -> Path:
     return PRETRAINED_DIR / f"{kind}_{preset}"
 
 
+#: The label of the shipped artifact each chapter shows, by kind (the README's artifact table
+#: says which command made each). One place, so that chapters, tests, scripts and Chapter 7
+#: cannot disagree on which artifact is "the shipped one".
+SHIPPED = {"forward_cloning": "cpu", "backprop_cloning": "gpu", "meta_learning": "cpu",
+           "improve_backprop": "cpu"}
+
+
+def shipped_path(kind: str) -> Path:
+    """Where the shipped artifact of ``kind`` lives: :func:`pretrained_path` at its label in
+    :data:`SHIPPED`."""
+    if kind not in SHIPPED:
+        raise ValueError(f"no shipped artifact of kind {kind!r}; kinds: {sorted(SHIPPED)}")
+    return pretrained_path(kind, SHIPPED[kind])
+
+
+def artifact_exists(path: Union[str, Path]) -> bool:
+    """Whether an artifact has been written at ``path`` (without suffix). :func:`save_artifact`
+    writes the ``.json`` record after the ``.pt``, so a record means a finished pair (a stray
+    ``.pt`` alone does not count)."""
+    return Path(path).with_suffix(".json").exists()
+
+
 def live_path(kind: str, preset: str) -> Path:
     """Where a live training run of ``kind`` at ``preset`` writes (without suffix):
     ``$VSML_ARTIFACTS`` or ``~/.cache/vsml_lite/artifacts``."""

@@ -32,7 +32,7 @@ import torch
 from . import backprop as bp
 from . import cloning, improve
 from . import metalearn as ml
-from .artifacts import PRETRAINED_DIR, code_version, load_checkpoint
+from .artifacts import PRETRAINED_DIR, artifact_exists, code_version, load_artifact, load_checkpoint
 from .config import Config
 from .presets import get_config
 from .device import get_device, use_free_cores
@@ -106,10 +106,10 @@ def status(run: CampaignRun, cfg: Config, directory: Path, out_dir: Path) -> Dic
     every = list(directory.glob(f"{run.kind}_{cfg.preset}.*ckpt"))  # with evaluation caches
     out = {"kind": run.kind, "chapter": run.chapter, "total": total, "artifact": None,
            "checkpoint_mb": round(sum(f.stat().st_size for f in every) / 2 ** 20, 2)}
-    if artifact.with_suffix(".json").exists():
+    if artifact_exists(artifact):
         return {**out, "done": total, "state": "finished", "artifact": str(artifact.name)}
     done = sum(int(load_checkpoint(f)["iteration"]) for f in files)
-    missing = [n for n in run.needs(cfg) if not (PRETRAINED_DIR / f"{n}.json").exists()]
+    missing = [n for n in run.needs(cfg) if not artifact_exists(PRETRAINED_DIR / n)]
     state = "waiting" if missing else "evaluating" if done >= total else "running" if files else "pending"
     return {**out, "done": done, "state": state, **({"waiting_for": missing} if missing else {})}
 
@@ -286,9 +286,8 @@ def paper_scale(kind: str, out_dir: Union[str, Path] = PRETRAINED_DIR,
     """
     run_for(kind)  # unknown kinds are an error
     path = Path(out_dir) / f"{kind}_{PRESET}"
-    if not path.with_suffix(".json").exists():
+    if not artifact_exists(path):
         return {"note": _campaign_note(kind, Path(directory)), "rows": None, "claims": None}
-    from .artifacts import load_artifact
 
     meta = load_artifact(path).meta
     m = meta["metrics"]

@@ -16,7 +16,7 @@ import torch
 from . import backprop as bp
 from . import cloning, improve
 from . import metalearn as ml
-from .artifacts import load_artifact, pretrained_path
+from .artifacts import SHIPPED, artifact_exists, load_artifact, pretrained_path, shipped_path
 from .claims import from_dicts
 from .data import DATASET_NAMES
 
@@ -30,9 +30,6 @@ ACCURACY_POINTS = 2.0
 #: Chapter 3's forward clone counts as computing ``tanh(x)·w + b`` when its mean error is below
 #: this fraction of the mean size of the target (the paper: "low prediction errors").
 FORWARD_ERROR_FRACTION = 0.1
-#: The labels of the shipped artifacts each chapter shows (the README says which command made each).
-SHIPPED = {cloning.KIND: "cpu", bp.KIND: "gpu", ml.KIND: "cpu", improve.KIND: "cpu"}
-#: Dataset names as a reader knows them.
 
 
 def _exact_rows() -> List[Dict[str, str]]:
@@ -59,7 +56,7 @@ def _exact_rows() -> List[Dict[str, str]]:
 def _forward_rows() -> List[Dict[str, str]]:
     """Chapter 3's shipped clone, and the campaign's paper-scale clone once it exists."""
     labels = [SHIPPED[cloning.KIND]]
-    if pretrained_path(cloning.KIND, "paper").with_suffix(".json").exists():
+    if artifact_exists(pretrained_path(cloning.KIND, "paper")):
         labels.append("paper")
     rows = []
     for label in labels:
@@ -77,7 +74,7 @@ def _forward_rows() -> List[Dict[str, str]]:
 
 
 def _backprop_rows() -> List[Dict[str, str]]:
-    meta = load_artifact(pretrained_path(bp.KIND, SHIPPED[bp.KIND])).meta
+    meta = load_artifact(shipped_path(bp.KIND)).meta
     final, c = meta["metrics"]["final"], meta["config"]["backprop_cloning"]
     side, steps = c["input_side"], c["test_steps"]
     cloned = sum(c[f"{stage}_iterations"] for stage in bp.STAGES)
@@ -104,7 +101,7 @@ def _claim_rows(chapter: str, figure: str, verdicts, scale: str) -> List[Dict[st
 
 
 def _meta_learning_rows() -> List[Dict[str, str]]:
-    record = load_artifact(pretrained_path(ml.KIND, SHIPPED[ml.KIND]))
+    record = load_artifact(shipped_path(ml.KIND))
     run_cfg, _ = ml.load_learners(record)
     rows = ml.results_table(ml.evaluation_from_record(record), run_cfg)
     rm = run_cfg.meta_learning
@@ -114,7 +111,7 @@ def _meta_learning_rows() -> List[Dict[str, str]]:
 
 
 def _improve_rows() -> List[Dict[str, str]]:
-    record = load_artifact(pretrained_path(improve.KIND, SHIPPED[improve.KIND]))
+    record = load_artifact(shipped_path(improve.KIND))
     run_cfg = improve.load_improved(record)["cfg"]
     rows = improve.results_table(record.tensors["curves"], run_cfg)
     ri = run_cfg.improve
