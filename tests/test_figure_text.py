@@ -17,8 +17,9 @@ from vsml_lite import cloning, improve  # noqa: E402
 from vsml_lite import metalearn as ml  # noqa: E402
 
 
-def _record(kind: str, preset: str):
-    return vl.load_artifact(vl.pretrained_path(kind, preset))
+def _record(kind: str):
+    """The artifact the chapter of ``kind`` shows."""
+    return vl.load_artifact(vl.shipped_path(kind))
 
 
 def _chapter1():
@@ -41,7 +42,7 @@ def _chapter2():
 
 
 def _chapter3():
-    record = _record(cloning.KIND, "cpu")
+    record = _record(cloning.KIND)
     curves = record.meta["curves"]
     yield "3.1 loss curve", vl.viz.plot_loss_curve(curves["steps"], curves["loss"], title="cloning")
     cfg = vl.Config.from_dict(record.meta["config"])
@@ -49,7 +50,7 @@ def _chapter3():
 
 
 def _chapter4():
-    record = _record(bp.KIND, "gpu")
+    record = _record(bp.KIND)
     cfg, clones = bp.load_backprop_clone(record)
     yield "4.1 cloning curves", vl.viz.plot_cloning_curves(record.meta["curves"])
     pairs = {name: (torch.randn(40), torch.randn(40)) for name in
@@ -66,7 +67,7 @@ def _chapter4():
 
 
 def _chapter5():
-    record = _record(ml.KIND, "cpu")
+    record = _record(ml.KIND)
     cfg, learners = ml.load_learners(record)
     evaluation = ml.evaluation_from_record(record)
     yield "5.1 meta-training", vl.viz.plot_meta_training(record.meta["curves"])
@@ -82,7 +83,7 @@ def _chapter5():
 
 
 def _chapter6():
-    record = _record(improve.KIND, "cpu")
+    record = _record(improve.KIND)
     yield "6.1 search", vl.viz.plot_search(record.meta["curves"]["search"])
     yield "6.2 Figure 9", vl.viz.plot_figure9(record.tensors["curves"], record.tensors["steps"])
 
