@@ -310,6 +310,11 @@ def test_train_and_save_smoke_end_to_end(tmp_path, monkeypatch, data_root):
     record = vl.load_artifact(path)
     assert {r["clone"] for r in record.meta["metrics"]["accuracy"]} == set(bp.CLONES)
     assert len(record.tensors["learning_curves"]) == len(bp.EVALUATIONS)
+    # The meta-test's time is the sum of its runs' own, each kept with the code that ran it.
+    m = record.meta["metrics"]
+    assert set(m["eval_runs"]) == set(record.tensors["learning_curves"]) and m["eval_untimed"] == []
+    assert m["eval_seconds"] == pytest.approx(sum(r["seconds"] for r in m["eval_runs"].values()), abs=0.1)
+    assert {r["code_version"] for r in m["eval_runs"].values()} <= set(record.meta["code_versions"])
 
 
 def test_hold_fraction_gives_error_free_steps():
@@ -480,6 +485,28 @@ def test_the_meta_test_runs_shallow_runs_first_and_reports_in_the_chapters_order
     keys = [experiment.run_key(*e) for e in experiment.EVALUATIONS]
     assert ran == [k for k in keys if not k.endswith("deep")] + [k for k in keys if k.endswith("deep")]
     assert list(out) == keys and all(out[k]["curves"]["desc"] == k for k in keys)
+    assert all(out[k]["seconds"] >= 0 and out[k]["code_version"] == vl.artifacts.code_version() for k in keys)
     # A second call finds every run in the cache and runs none again.
     assert list(experiment.evaluate_clones(cfg, lstms, cache=tmp_path / "eval.ckpt", progress=False)) == keys
     assert len(ran) == len(keys)
+
+
+def test_a_record_counts_only_timed_runs_and_names_the_others(tmp_path):
+    """Runs cached before runs were timed lack their seconds: the record's meta-test time is then
+    the timed runs' sum, and the untimed runs are named rather than counted as zero."""
+    from vsml_lite.backprop import curriculum, experiment
+
+    cfg = _cfg()
+    curve = {"steps": [1], "eval_steps": [1], **{who: {"train_loss": torch.zeros(2, 1), "test_accuracy": torch.ones(2, 1)}
+                                                 for who in ("clone", "sgd")}}
+    results = {"curriculum/mnist/shallow": {"fidelity": {}, "curves": curve, "seconds": 2.5, "code_version": "new"},
+               "curriculum/mnist/deep": {"fidelity": {}, "curves": curve}}
+    lstm = bp.new_clone_lstm(cfg)
+    trained = curriculum.CloneTrainResult(lstm=lstm, curves={}, seconds=1.0, snapshots={"local": lstm.state_dict()},
+                                          code_versions=["old"])
+    meta = vl.load_artifact(experiment.save_backprop_clone(tmp_path / "bp", cfg, trained, results)).meta
+    assert meta["metrics"]["eval_seconds"] == 2.5 and meta["metrics"]["eval_untimed"] == ["curriculum/mnist/deep"]
+    assert meta["code_versions"] == ["old", "new"]
+    assert bp.meta_test_time(meta["metrics"]) == "2.5 s, not counting 1 run cached before runs were timed"
+    assert bp.meta_test_time({"eval_seconds": 4716.4}) == "4,716.4 s in the session that finished it"
+    assert bp.meta_test_time({"eval_seconds": 9.0, "eval_runs": {}, "eval_untimed": []}) == "9.0 s"

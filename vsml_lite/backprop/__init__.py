@@ -56,6 +56,7 @@ from .experiment import (
     load_backprop_clone,
     load_clone_state,
     load_split,
+    meta_test_time,
     run_key,
     save_backprop_clone,
     sgd_accuracy,

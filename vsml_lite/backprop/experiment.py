@@ -11,7 +11,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import nn
 
-from ..artifacts import live_path, load_checkpoint, save_artifact, save_checkpoint
+from ..artifacts import code_version, live_path, load_checkpoint, save_artifact, save_checkpoint
 from ..config import Config
 from ..data import NUM_CLASSES, TensorData, check_datasets, downsample_dataset, load_dataset
 from ..device import get_device, make_generator
@@ -161,8 +161,10 @@ def evaluate_clones(cfg: Config, lstms: Dict[str, SubLSTM], cache: Union[str, Pa
     (``time.monotonic()``): start no new run after it (the result then lacks the runs not
     done). The shallow runs go first: a deep run costs about 3.4 times as much (its learner has
     that many more sub-LSTMs), so a session that ends part-way banks more finished runs.
-    Returns ``{run_key: {"fidelity": {...}, "curves": {...}}}`` in the order of
-    ``evaluations``.
+    Returns ``{run_key: {"fidelity": {...}, "curves": {...}, "seconds": s, "code_version": v}}``
+    in the order of ``evaluations``: each run keeps how long it took and the code that ran it,
+    since the runs of one evaluation may come from several sessions. (Caches written before
+    runs were timed lack the last two.)
     """
     p = cfg.backprop_cloning
     done = (load_checkpoint(cache) or {}) if cache is not None else {}
@@ -181,12 +183,14 @@ def evaluate_clones(cfg: Config, lstms: Dict[str, SubLSTM], cache: Union[str, Pa
                 splits[dataset, train] = load_split(cfg, dataset, train)
         sizes = arrangement(cfg, arch)
         lstm = lstms[clone]
+        started = time.perf_counter()
         fid = fidelity(lstm, cfg, splits[dataset, False], sizes, seed=cfg.seed,
                        accumulate=p.fidelity_steps if arch == "shallow" else 0)
         curves = learning_curves(lstm, cfg, splits[dataset, True], splits[dataset, False], sizes,
                                  seeds=[cfg.seed + s for s in range(p.test_seeds)], progress=progress,
                                  desc=key)
-        done[key] = {"fidelity": fid, "curves": curves}
+        done[key] = {"fidelity": fid, "curves": curves, "seconds": round(time.perf_counter() - started, 1),
+                     "code_version": code_version()}
         if cache is not None:
             save_checkpoint(cache, done)
     return {key: done[key] for key in (run_key(*e) for e in evaluations) if key in done}
@@ -215,9 +219,17 @@ def accuracy_table(results: Dict[str, Dict], cfg: Config) -> List[Dict[str, obje
 
 
 def save_backprop_clone(path: Union[str, Path], cfg: Config, result: CloneTrainResult,
-                        results: Dict[str, Dict], eval_seconds: float) -> Path:
+                        results: Dict[str, Dict]) -> Path:
     """Save V_M of both clones, the learning curves (tensors) and a JSON record with the config,
-    seed, cloning curves, fidelity and the accuracy table."""
+    seed, cloning curves, fidelity and the accuracy table.
+
+    The record's ``eval_seconds`` is the sum of the meta-test runs' own times (``eval_runs``
+    keeps each run's seconds and code version), and ``code_versions`` lists the code of the
+    cloning and of every meta-test run, oldest first. A run from a cache written before runs
+    were timed has neither; ``eval_untimed`` names such runs, so the sum is not read as the whole.
+    """
+    timed = {k: {"seconds": r["seconds"], "code_version": r["code_version"]}
+             for k, r in results.items() if "seconds" in r}
     curves = {}
     for key, r in results.items():
         c = r["curves"]
@@ -232,14 +244,29 @@ def save_backprop_clone(path: Union[str, Path], cfg: Config, result: CloneTrainR
                                   "sgd_mean": r["curves"]["sgd"]["test_accuracy"][:, -1].mean().item()}
                               for k, r in results.items()},
                     "fidelity": {k: r["fidelity"] for k, r in results.items()},
-                    "train_seconds": round(result.seconds, 1), "eval_seconds": round(eval_seconds, 1),
+                    "train_seconds": round(result.seconds, 1),
+                    "eval_seconds": round(sum(t["seconds"] for t in timed.values()), 1),
+                    "eval_runs": timed, "eval_untimed": [k for k in results if k not in timed],
                     "device": str(get_device(cfg.device))},
         "curves": result.curves,
-        "code_versions": result.code_versions,
+        "code_versions": list(dict.fromkeys([*result.code_versions,
+                                             *(t["code_version"] for t in timed.values())])),
     }
     tensors = {"lstm": {k: v.cpu() for k, v in result.lstm.state_dict().items()},
                "lstm_random": result.snapshots["local"], "learning_curves": curves}
     return save_artifact(path, tensors, meta)
+
+
+def meta_test_time(metrics: Dict[str, object]) -> str:
+    """How long a record's meta-test took, in words that do not overstate it: the sum of its
+    runs' own times, naming runs that were not timed; a record from before runs were timed
+    gives only the session that finished the meta-test (earlier sessions' cached runs not counted)."""
+    seconds = f"{metrics['eval_seconds']:,} s"
+    if "eval_runs" not in metrics:
+        return f"{seconds} in the session that finished it"
+    untimed = len(metrics.get("eval_untimed", []))
+    return seconds + (f", not counting {untimed} run{'s' * (untimed > 1)} cached before runs were timed"
+                      if untimed else "")
 
 
 def train_and_save(cfg: Config, out: Union[str, Path, None] = None, progress: bool = True,
@@ -259,11 +286,10 @@ def train_and_save(cfg: Config, out: Union[str, Path, None] = None, progress: bo
     lstms = {"curriculum": result.lstm, "random": load_clone_state(cfg, result.snapshots["local"])}
     device = get_device(cfg.device)
     lstms = {k: v.to(device) for k, v in lstms.items()}
-    started = time.perf_counter()
     results = evaluate_clones(cfg, lstms, cache=eval_ckpt, progress=progress, deadline=deadline)
     if len(results) < len(EVALUATIONS):  # the deadline came first; the evaluation resumes next time
         return None
-    path = save_backprop_clone(out, cfg, result, results, time.perf_counter() - started)
+    path = save_backprop_clone(out, cfg, result, results)
     ckpt.unlink(missing_ok=True)
     eval_ckpt.unlink(missing_ok=True)
     return path
