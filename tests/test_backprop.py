@@ -1,5 +1,6 @@
 """Chapter 4: cloning backpropagation (Section 3.2, Eq. 14, Appendix B) and the cloned learner."""
 
+import json
 
 import pytest
 import torch
@@ -227,9 +228,10 @@ def test_shipped_clone_matches_autograd_on_held_out_data(data_root):
                 assert sim["update_cosine"] < 0.5, sim
                 continue
             assert sim["forward_cosine"] > 0.98 and sim["forward_rel_error"] < 0.3, sim
-            assert sim["update_cosine"] > 0.65, sim
-            assert sim["backward_cosine"] > 0.2, sim
-            assert sim["bias_cosine"] > 0.9 and sim["weight_cosine"] > 0.2, sim
+            assert sim["update_cosine"] > 0.95, sim
+            assert sim["backward_cosine"] > 0.95, sim
+            # The weights alone: issue 13's bar of 0.9 (this clone measures 0.988 and 0.997).
+            assert sim["bias_cosine"] > 0.95 and sim["weight_cosine"] > 0.9, sim
 
 
 def test_fidelity_reports_weights_and_biases_apart_and_over_many_steps(data_root):
@@ -288,7 +290,7 @@ def test_shipped_artifact_records_what_made_it():
             continue
         for name, value in values.items():
             want = recorded[name] if name in recorded else defaults[section][name]
-            assert value == want, f"{section}.{name}"
+            assert json.loads(json.dumps(value)) == json.loads(json.dumps(want)), f"{section}.{name}"  # tuples are JSON lists
     final = meta["metrics"]["final"]
     assert set(final) == {bp.run_key(*e) for e in bp.EVALUATIONS}
     for dataset in ("mnist", "fashion_mnist"):  # what the chapter states about the shallow clone

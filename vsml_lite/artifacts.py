@@ -90,7 +90,7 @@ def pretrained_path(kind: str, preset: str) -> Path:
 #: The label of the shipped artifact each chapter shows, by kind (the README's artifact table
 #: says which command made each). One place, so that chapters, tests, scripts and Chapter 7
 #: cannot disagree on which artifact is "the shipped one".
-SHIPPED = {"forward_cloning": "cpu", "backprop_cloning": "gpu", "meta_learning": "cpu",
+SHIPPED = {"forward_cloning": "cpu", "backprop_cloning": "cpu", "meta_learning": "cpu",
            "improve_backprop": "cpu"}
 
 
