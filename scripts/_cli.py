@@ -30,26 +30,24 @@ def parse_set(items):
     return out
 
 
-def positive_int(text: str) -> int:
-    """An argparse type: a whole number of at least 1 (``--steps 0`` is refused, naming it)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _above_zero(convert, what: str, bound: str):
+    """An argparse type that converts with ``convert`` and refuses values not above 0, naming
+    ``what`` was expected and the ``bound`` it must meet."""
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not value > 0:  # also refuses nan
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {value:g}")
+        return value
+    return parse
 
 
-def positive_float(text: str) -> float:
-    """An argparse type: a number above 0 (a learning rate of 0 or below is refused)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {value:g}")
-    return value
+#: A whole number of at least 1 (``--steps 0`` is refused, naming it).
+positive_int = _above_zero(int, "a whole number", "at least 1")
+#: A number above 0 (a learning rate of 0 or below is refused).
+positive_float = _above_zero(float, "a number", "positive")
 
 
 def seed_std(x: torch.Tensor) -> float:
