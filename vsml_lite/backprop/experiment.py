@@ -225,7 +225,7 @@ def save_backprop_clone(path: Union[str, Path], cfg: Config, result: CloneTrainR
 
     The record's ``eval_seconds`` is the sum of the meta-test runs' own times (``eval_runs``
     keeps each run's seconds and code version), and ``code_versions`` lists the code of the
-    cloning and of every meta-test run, oldest first. A run from a cache written before runs
+    cloning (oldest first), then any other code that ran a meta-test run (in the runs' order). A run from a cache written before runs
     were timed has neither; ``eval_untimed`` names such runs, so the sum is not read as the whole.
     """
     timed = {k: {"seconds": r["seconds"], "code_version": r["code_version"]}
