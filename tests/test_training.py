@@ -176,3 +176,14 @@ def test_a_run_resumes_when_only_another_chapters_section_changed():
     assert not training.same_guard(saved, training.config_guard(cfg.override({"seed": 1}), own))
     bad = {**saved, "forward_cloning": {**saved["forward_cloning"], "no_such_field": 1}}
     assert not training.same_guard(bad, training.config_guard(cfg, own))
+
+
+def test_code_versions_are_described_in_the_order_they_ran_each_once():
+    describe = vl.artifacts.describe_code_versions
+    assert describe({"code_version": "a"}) == "code a"
+    assert describe({"code_version": "c", "code_versions": ["a"]}) == "code a"
+    many = describe({"code_version": "c", "code_versions": ["a", "b", "c"]})
+    assert many.startswith("3 code versions") and "the first a, the last c" in many
+    # Chapter 5's record keeps one list per model; a version two models share counts once
+    per_model = {"code_version": "z", "code_versions": {"vsml": ["a", "b"], "rnn": ["b", "c"]}}
+    assert vl.artifacts.code_versions(per_model) == ["a", "b", "c"]

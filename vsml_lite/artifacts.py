@@ -20,7 +20,7 @@ import subprocess
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Union
+from typing import Any, Callable, Dict, List, Optional, Union
 
 import torch
 
@@ -159,6 +159,26 @@ def save_artifact(path: Union[str, Path], tensors: Dict[str, Any], meta: Dict[st
     text = (json.dumps(meta, indent=1, sort_keys=True) + "\n").encode()
     _atomic_write(path.with_suffix(".json"), lambda f: f.write(text))
     return path
+
+
+def code_versions(meta: Dict[str, Any]) -> List[str]:
+    """The code versions that made an artifact, in the order they ran: its ``code_versions``
+    (a run resumed across sessions has several; Chapter 5's record keeps one list per model,
+    which are merged in order, each version once), else its one ``code_version``."""
+    versions = meta.get("code_versions") or [meta["code_version"]]
+    if isinstance(versions, dict):
+        versions = [v for vs in versions.values() for v in vs]
+    return list(dict.fromkeys(versions))
+
+
+def describe_code_versions(meta: Dict[str, Any]) -> str:
+    """:func:`code_versions` in words, for a chapter's scale note: ``"code <v>"`` for one,
+    else how many, the first and the last."""
+    versions = code_versions(meta)
+    if len(versions) == 1:
+        return f"code {versions[0]}"
+    return (f"{len(versions)} code versions across its sessions, the first {versions[0]}, the last "
+            f"{versions[-1]} (the record lists them all)")
 
 
 def load_artifact(path: Union[str, Path], kind: Optional[str] = None) -> Artifact:
