@@ -53,7 +53,7 @@ def main(argv=None) -> int:
         if not path.exists():
             print(f"no campaign has run in {args.dir} yet")
             return 0
-        record = json.loads(path.read_text())
+        record = campaign.refreshed(json.loads(path.read_text()))
     else:
         if args.minutes is None:
             parser.error("--minutes is required (or --status)")

@@ -120,3 +120,31 @@ except KeyboardInterrupt:
     assert record["sessions"][-1]["ended"] == "interrupted"
     run = next(r for r in record["runs"] if r["kind"] == "backprop_cloning")
     assert run["state"] == "evaluating" and not list(out.glob("*.json"))
+
+
+def test_the_time_left_weighs_the_curriculum_stages_by_their_work(tmp_path):
+    """Chapter 4's stages differ in cost per iteration (stage ``local`` has 1-to-1 learners,
+    ``deep_own`` MNIST networks); the time left is the work left at the work rate measured,
+    not the iterations left at the rate of the stage that ran."""
+    from vsml_lite import backprop as bp
+
+    cfg = vl.get_config("paper")
+    local = cfg.backprop_cloning.local_iterations
+    assert bp.work_done(cfg, 10) == 10 * bp.iteration_work(cfg, "local")
+    assert (bp.work_done(cfg, local + 3) - bp.work_done(cfg, local)) == 3 * bp.iteration_work(cfg, "shallow")
+    assert bp.iteration_work(cfg, "deep_own") > 40 * bp.iteration_work(cfg, "local")  # 784 x 32 + 32 x 10 per copy
+    total = campaign.run_for("backprop_cloning").total(cfg)
+    runs = [{"kind": "backprop_cloning", "total": total, "done": 2000}]
+    # two sessions of stage local, the first recorded before sessions kept where they started
+    sessions = [{"preset": "paper", "device": "cpu", "runs": {"backprop_cloning": {"iterations": 1000, "seconds": 500}}}]
+    (tmp_path / "progress.json").write_text(json.dumps({"sessions": sessions}))
+    session = {"preset": "paper", "device": "cpu",
+               "runs": {"backprop_cloning": {"from": 1000, "iterations": 1000, "seconds": 500}}}
+    run = campaign._write_progress(tmp_path, cfg, session, runs)["runs"][0]
+    assert run["rate_per_second"]["cpu"] == 2.0
+    work_per_second = 2 * bp.iteration_work(cfg, "local")
+    expected = (bp.work_done(cfg, total) - bp.work_done(cfg, 2000)) / work_per_second / 3600
+    assert run["hours_left"]["cpu"] == pytest.approx(expected, abs=0.1)
+    assert expected > 15 * (total - 2000) / 2.0 / 3600  # far more than the iterations left at local's rate
+    note = campaign._campaign_note("backprop_cloning", tmp_path)
+    assert f"{round(expected, 1):,g} h on cpu" in note and "sub-LSTMs per iteration" in note

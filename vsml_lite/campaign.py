@@ -32,7 +32,8 @@ import torch
 from . import backprop as bp
 from . import cloning, improve
 from . import metalearn as ml
-from .artifacts import PRETRAINED_DIR, artifact_exists, code_version, load_artifact, load_checkpoint
+from .artifacts import (PRETRAINED_DIR, artifact_exists, code_version, describe_code_versions, load_artifact,
+                        load_checkpoint)
 from .config import Config
 from .presets import get_config
 from .device import get_device, use_free_cores
@@ -58,6 +59,10 @@ class CampaignRun:
         checkpoints: the run's checkpoint files under a base path (``<dir>/<kind>_paper.ckpt``).
         needs: artifacts (``<kind>_<label>`` in ``vsml_lite/pretrained``) that must exist before
             the run can start.
+        work: the work of a run's first ``i`` iterations at a config, in any unit, for the time
+            left: rates are measured in it, so a run whose iterations differ in cost (Chapter
+            4's curriculum stages) is not timed by its cheapest stage. Default: ``i``.
+        work_basis: how ``work`` weighs the iterations, in words ("" for the default).
     """
 
     kind: str
@@ -66,6 +71,8 @@ class CampaignRun:
     total: Callable[[Config], int]
     checkpoints: Callable[[Path], List[Path]]
     needs: Callable[[Config], Sequence[str]] = lambda cfg: ()
+    work: Callable[[Config, int], float] = lambda cfg, i: i
+    work_basis: str = ""
 
 
 def _one(base: Path) -> List[Path]:
@@ -79,7 +86,9 @@ def _per_model(base: Path) -> List[Path]:
 #: The queue, in the order a campaign works through it.
 RUNS = (
     CampaignRun(cloning.KIND, 3, cloning.train_and_save, lambda c: c.forward_cloning.iterations, _one),
-    CampaignRun(bp.KIND, 4, bp.train_and_save, lambda c: sum(n for _, n in bp.stage_schedule(c)), _one),
+    CampaignRun(bp.KIND, 4, bp.train_and_save, lambda c: sum(n for _, n in bp.stage_schedule(c)), _one,
+                work=bp.work_done, work_basis="each curriculum stage weighted by its sub-LSTMs per iteration, "
+                                              "an estimate until the stage has run"),
     CampaignRun(ml.KIND, 5, ml.train_and_save, lambda c: c.meta_learning.iterations * len(ml.MODELS), _per_model),
     CampaignRun(improve.KIND, 6, improve.train_and_save, lambda c: c.improve.generations, _one,
                 needs=lambda c: (f"{bp.KIND}_{c.improve.source_artifact}",)),
@@ -188,7 +197,8 @@ def _advance(runs, minutes, started_wall, started, deadline, device, directory, 
             now = status(r, cfg, directory, out_dir)
             ran = now["done"] - before[r.kind]["done"]
             if ran > 0 or r.kind in seconds:
-                session["runs"][r.kind] = {"iterations": ran, "seconds": round(seconds.get(r.kind, 0.0), 1)}
+                session["runs"][r.kind] = {"from": before[r.kind]["done"], "iterations": ran,
+                                           "seconds": round(seconds.get(r.kind, 0.0), 1)}
         record = _write_progress(directory, cfg, session, [status(r, cfg, directory, out_dir) for r in RUNS])
     return record
 
@@ -239,27 +249,51 @@ def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
+def _estimate(cfg: Config, sessions: List[Dict[str, Any]], run: Dict[str, Any]) -> Dict[str, Dict[str, float]]:
+    """``{"rate_per_second": {device: it/s}, "hours_left": {device: h}}`` of one run of a
+    progress record (``run``: its ``kind``, ``total`` and ``done``) from the sessions so far.
+
+    A session's iterations of a run start where the run stood (``from``; sessions recorded
+    before it was kept continue where the previous one ended). The time left is the work left
+    (:attr:`CampaignRun.work`) at the work per second the sessions on a device managed."""
+    work = run_for(run["kind"]).work
+    rates, at = {}, 0
+    for s in sessions:
+        ran = s["runs"].get(run["kind"])
+        if s.get("preset") != cfg.preset or not ran:
+            continue
+        start = ran.get("from", at)
+        at = start + ran["iterations"]
+        if ran["iterations"] > 0 and ran["seconds"] > 0:
+            it, units, sec = rates.get(s["device"], (0, 0.0, 0.0))
+            rates[s["device"]] = (it + ran["iterations"], units + work(cfg, at) - work(cfg, start),
+                                  sec + ran["seconds"])
+    left = work(cfg, run["total"]) - work(cfg, run["done"])
+    return {"rate_per_second": {d: round(it / sec, 3) for d, (it, _, sec) in rates.items()},
+            "hours_left": {d: round(left / (units / sec) / 3600, 1) for d, (_, units, sec) in rates.items()}}
+
+
 def _write_progress(directory: Path, cfg: Config, session: Dict[str, Any], runs: List[Dict[str, Any]]) -> Dict[str, Any]:
-    """Append ``session`` to ``progress.json`` and recompute rates and ETAs from all sessions."""
+    """Append ``session`` to ``progress.json`` and recompute rates and ETAs from all sessions
+    (:func:`_estimate`)."""
     path = directory / "progress.json"
     old = json.loads(path.read_text()) if path.exists() else {}
     sessions = old.get("sessions", []) + [session]
     for r in runs:
-        rates = {}
-        for s in sessions:
-            ran = s["runs"].get(r["kind"])
-            if s.get("preset") == cfg.preset and ran and ran["iterations"] > 0 and ran["seconds"] > 0:
-                it, sec = rates.get(s["device"], (0, 0.0))
-                rates[s["device"]] = (it + ran["iterations"], sec + ran["seconds"])
-        left = r["total"] - r["done"]
         r["percent"] = round(100 * r["done"] / r["total"], 2) if r["total"] else 100.0
-        r["rate_per_second"] = {d: round(it / sec, 3) for d, (it, sec) in rates.items()}
-        r["hours_left"] = {d: round(left / (it / sec) / 3600, 1) for d, (it, sec) in rates.items()}
+        r.update(_estimate(cfg, sessions, r))
     record = {"preset": cfg.preset, "updated": _now(), "runs": runs, "sessions": sessions}
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(record, indent=1) + "\n")
     tmp.replace(path)
     return record
+
+
+def refreshed(record: Dict[str, Any]) -> Dict[str, Any]:
+    """A progress record with its runs' rates and hours left as this code estimates them
+    (:func:`_estimate`), not as the code of the record's last session did."""
+    cfg = get_config(record["preset"])
+    return {**record, "runs": [{**r, **_estimate(cfg, record["sessions"], r)} for r in record["runs"]]}
 
 
 def progress_table(record: Dict[str, Any]) -> List[Dict[str, Any]]:
@@ -302,12 +336,7 @@ def paper_scale(kind: str, out_dir: Union[str, Path] = PRETRAINED_DIR,
         rows, claims = ml.public_rows(m["results"]), m["claims"]
     elif kind == improve.KIND:
         rows, claims = improve.public_rows(m["results"]), m["claims"]
-    versions = meta.get("code_versions") or [meta["code_version"]]
-    if isinstance(versions, dict):  # one list per meta-trained model, each in the order the sessions ran
-        versions = list(dict.fromkeys(v for vs in versions.values() for v in vs))
-    code = (f"code {versions[0]}" if len(versions) == 1 else
-            f"{len(versions)} code versions across its sessions, the first {versions[0]}, the last "
-            f"{versions[-1]} (the record lists them all)")
+    code = describe_code_versions(meta)
     hours = f" in {m['train_seconds'] / 3600:,.1f} h of training" if "train_seconds" in m else ""
     note = (f"At the paper's scale (preset `{meta['preset']}`, seed {meta['seed']}), made by the campaign on "
             f"{m.get('device', 'the recorded device')}{hours} with {code}:")
@@ -323,10 +352,13 @@ def _campaign_note(kind: str, directory: Path) -> str:
     r = next((r for r in record["runs"] if r["kind"] == kind), None)
     if r is None:
         return "No paper-scale run of this chapter has started yet (`scripts/campaign.py`)."
-    left = ", ".join(f"{v:g} h on {d}" for d, v in r.get("hours_left", {}).items())
+    r = next(x for x in refreshed(record)["runs"] if x["kind"] == kind)
+    left = ", ".join(f"{v:,g} h on {d}" for d, v in r["hours_left"].items())
+    basis = run_for(kind).work_basis
     return (f"No paper-scale run of this chapter has finished yet: the campaign (`scripts/campaign.py`) "
             f"had done {r['done']:,} of {r['total']:,} iterations ({r['percent']:g}%) on {record['updated'][:10]}"
-            + (f"; at the rates measured so far about {left} remain." if left else ".")
+            + (f"; at the rates measured so far about {left} remain" + (f" ({basis})." if basis else ".")
+               if left else ".")
             + " Every number in this chapter is from the smaller run.")
 
 

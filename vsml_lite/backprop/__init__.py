@@ -36,11 +36,13 @@ from .curriculum import (
     STAGES,
     BackpropCloningTask,
     CloneTrainResult,
+    iteration_work,
     rollout_losses,
     sample_stage,
     stage_schedule,
     stage_sizes,
     train_backprop_cloning,
+    work_done,
 )
 from .experiment import (
     ACCURACY_COLUMNS,

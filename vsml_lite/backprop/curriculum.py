@@ -213,6 +213,30 @@ def stage_schedule(cfg: Config) -> List[Tuple[str, int]]:
     return [(s, its[s]) for s in STAGES if its[s] > 0]
 
 
+def iteration_work(cfg: Config, stage: str) -> int:
+    """Sub-LSTM steps in one Adam step of ``stage``: the sub-LSTMs of all its learners' copies
+    times the learner steps of a rollout. Every sub-LSTM runs the same ticks per step, so this
+    is what an iteration costs, up to overheads, and what the campaign weighs the stages by
+    when it estimates the time left (stage ``local`` at Table 1's budget: 32,768 × 4; stage
+    ``deep_own``: 64 copies of 784 × 32 + 32 × 10 sub-LSTMs × 4, 50 times as many)."""
+    p = cfg.backprop_cloning
+    if stage == "local":
+        subs = p.local_batch  # learners of [1, 1]: one sub-LSTM per copy
+    else:
+        sizes = stage_sizes(cfg, stage)
+        subs = p.net_groups * p.net_learner_batch * sum(a * b for a, b in zip(sizes, sizes[1:]))
+    return subs * p.rollout
+
+
+def work_done(cfg: Config, iterations: int) -> int:
+    """Sub-LSTM steps (:func:`iteration_work`) of the curriculum's first ``iterations`` Adam steps."""
+    work = 0
+    for stage, its in stage_schedule(cfg):
+        work += min(max(iterations, 0), its) * iteration_work(cfg, stage)
+        iterations -= its
+    return work
+
+
 @dataclass
 class CloneTrainResult:
     """What :func:`train_backprop_cloning` returns: the sub-LSTM and its loss curves."""
