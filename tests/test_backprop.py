@@ -512,3 +512,64 @@ def test_a_record_counts_only_timed_runs_and_names_the_others(tmp_path):
     assert bp.meta_test_time(meta["metrics"]) == "2.5 s, not counting 1 run cached before runs were timed"
     assert bp.meta_test_time({"eval_seconds": 4716.4}) == "4,716.4 s in the session that finished it"
     assert bp.meta_test_time({"eval_seconds": 9.0, "eval_runs": {}, "eval_untimed": []}) == "9.0 s"
+
+
+def _meta_test_cfg():
+    return _cfg(**{"backprop_cloning.test_steps": 8, "backprop_cloning.eval_every": 3,
+                   "backprop_cloning.eval_examples": 20, "backprop_cloning.test_learner_batch": 4})
+
+
+def _assert_same_curves(a, b):
+    assert a["eval_steps"] == b["eval_steps"] and a["steps"] == b["steps"]
+    for who in ("clone", "sgd"):
+        for what in ("train_loss", "test_accuracy"):
+            torch.testing.assert_close(a[who][what], b[who][what], rtol=0, atol=0, equal_nan=True, msg=f"{who} {what}")
+
+
+def test_a_meta_test_run_resumes_bit_for_bit_from_a_snapshot():
+    """A paper-scale meta-test run takes hours: it hands over snapshots (one copy per learner,
+    since averaging makes the copies equal) and continues from one exactly."""
+    cfg = _meta_test_cfg()
+    gen = torch.Generator().manual_seed(5)
+    data = vl.TensorData(torch.randn(40, 16, generator=gen), torch.randint(10, (40,), generator=gen), "mnist", True)
+    lstm, sizes = bp.new_clone_lstm(cfg), [16, 4, 10]
+    args = (lstm, cfg, data, data, sizes)
+    straight = bp.learning_curves(*args, seeds=[0, 1], progress=False)
+    snaps = []
+    _assert_same_curves(bp.learning_curves(*args, seeds=[0, 1], progress=False, snapshot=snaps.append,
+                                           snapshot_seconds=0), straight)
+    assert [s["step"] for s in snaps] == list(range(1, 8))  # after every step but the last
+    assert snaps[4]["state"][0]["h"].shape[0] == 2  # one copy of each of the 2 learners
+    for at in (2, 4):  # from step 3 (just after an accuracy point) and from step 5
+        _assert_same_curves(bp.learning_curves(*args, seeds=[0, 1], progress=False, resume=snaps[at]), straight)
+    with pytest.raises(ValueError, match="the snapshot is of a run with seeds"):
+        bp.learning_curves(*args, seeds=[0, 2], progress=False, resume=snaps[4])
+    late = []  # a deadline already past: one step, a snapshot, no result
+    assert bp.learning_curves(*args, seeds=[0, 1], progress=False, snapshot=late.append, deadline=0.0) is None
+    assert [s["step"] for s in late] == [1]
+
+
+def test_a_meta_test_interrupted_part_way_through_a_run_resumes_it(tmp_path, monkeypatch, interrupt_on_call):
+    from vsml_lite.backprop import experiment
+
+    cfg = _meta_test_cfg()
+    gen = torch.Generator().manual_seed(6)
+    data = vl.TensorData(torch.randn(40, 16, generator=gen), torch.randint(10, (40,), generator=gen), "mnist", True)
+    monkeypatch.setattr(experiment, "load_split", lambda cfg, name, train: data)
+    lstms = {c: bp.new_clone_lstm(cfg) for c in bp.CLONES}
+    runs = (("curriculum", "mnist", "shallow"),)
+    straight = experiment.evaluate_clones(cfg, lstms, cache=tmp_path / "a.ckpt", progress=False, evaluations=runs)
+    cache = tmp_path / "b.ckpt"
+    restore = interrupt_on_call(experiment, "mlp_sgd_step", 5)  # Ctrl-C during step 5 of 8
+    with pytest.raises(KeyboardInterrupt, match="stopped at step 5 of 8"):
+        experiment.evaluate_clones(cfg, lstms, cache=cache, progress=False, evaluations=runs)
+    restore()
+    partial = vl.artifacts.load_checkpoint(cache)["partial"]
+    assert partial["key"] == "curriculum/mnist/shallow" and partial["snapshot"]["step"] == 5
+    resumed = experiment.evaluate_clones(cfg, lstms, cache=cache, progress=False, evaluations=runs)
+    key = "curriculum/mnist/shallow"
+    _assert_same_curves(resumed[key]["curves"], straight[key]["curves"])
+    assert resumed[key]["fidelity"] == straight[key]["fidelity"]
+    assert resumed[key]["code_versions"] == [vl.artifacts.code_version()]
+    assert resumed[key]["seconds"] >= partial["seconds"]
+    assert "partial" not in vl.artifacts.load_checkpoint(cache)

@@ -4,9 +4,10 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
@@ -15,6 +16,7 @@ from ..artifacts import code_version, live_path, load_checkpoint, save_artifact,
 from ..config import Config
 from ..data import NUM_CLASSES, TensorData, check_datasets, downsample_dataset, load_dataset
 from ..device import get_device, make_generator
+from ..layer import LayerState
 from ..network import SubLSTM
 from .curriculum import CloneTrainResult, train_backprop_cloning
 from .ground_truth import init_weights, mlp_forward, mlp_sgd_step
@@ -26,9 +28,17 @@ from .probes import fidelity
 KIND = "backprop_cloning"
 
 
+#: Seconds between the snapshots a long meta-test run hands its ``snapshot`` callback (a paper-
+#: scale deep run takes hours; a stop loses at most this much of it).
+SNAPSHOT_SECONDS = 600.0
+
+
 def learning_curves(lstm: SubLSTM, cfg: Config, train: TensorData, test: TensorData,
                     layer_sizes: Sequence[int], seeds: Sequence[int], progress: bool = True,
-                    desc: str = "meta-test") -> Dict[str, object]:
+                    desc: str = "meta-test", resume: Optional[Dict[str, object]] = None,
+                    snapshot: Optional[Callable[[Dict[str, object]], None]] = None,
+                    snapshot_seconds: float = SNAPSHOT_SECONDS,
+                    deadline: Optional[float] = None) -> Optional[Dict[str, object]]:
     """Run the cloned learner and plain SGD on the same network, data order and initial
     weights, one learner per seed (all seeds in one batched run).
 
@@ -36,12 +46,22 @@ def learning_curves(lstm: SubLSTM, cfg: Config, train: TensorData, test: TensorD
     ``train`` per seed) and learn with rate :func:`learning_rate`. The clone runs under
     ``torch.no_grad`` with :func:`assert_no_autograd` checked every step; SGD uses autograd.
 
+    A long run can stop and continue: ``snapshot`` is called with where the run stands (a dict
+    of tensors: the learners' states, one copy each since Appendix D's averaging makes the
+    copies equal, SGD's weights and the curves so far) every ``snapshot_seconds``, at the
+    ``deadline`` (``time.monotonic()``; the run then returns ``None``) and on Ctrl-C or SIGTERM
+    (then ``KeyboardInterrupt`` is raised after it). Called again with ``resume=`` that dict
+    and the same arguments, the run continues bit for bit (tests).
+
     Returns:
         ``steps [T]``, ``eval_steps [P]`` and for ``clone`` and ``sgd``: ``train_loss [S, T]``
         (mean cross-entropy of each step's batch, before learning from it) and
-        ``test_accuracy [S, P]`` (on the first ``eval_examples`` of ``test``).
+        ``test_accuracy [S, P]`` (on the first ``eval_examples`` of ``test``); ``None`` when
+        the deadline came first.
     """
     from tqdm.auto import tqdm
+
+    from ..training import StopRequest
 
     p = cfg.backprop_cloning
     device = next(lstm.parameters()).device
@@ -50,12 +70,15 @@ def learning_curves(lstm: SubLSTM, cfg: Config, train: TensorData, test: TensorD
     learner = make_learner(lstm, cfg, layer_sizes)
     xs_test = test.images[:p.eval_examples].to(device)
     ys_test = test.labels[:p.eval_examples].to(device)
-    out = {"steps": list(range(1, T + 1)), "eval_steps": [],
-           "clone": {"train_loss": torch.zeros(S, T), "test_accuracy": []},
-           "sgd": {"train_loss": torch.zeros(S, T), "test_accuracy": []}}
-    with torch.no_grad():
-        state = state_from_weights(learner, weights, n, p.state_scale)
-    sgd = weights
+    if resume is None:
+        out = {"steps": list(range(1, T + 1)), "eval_steps": [],
+               "clone": {"train_loss": torch.zeros(S, T), "test_accuracy": []},
+               "sgd": {"train_loss": torch.zeros(S, T), "test_accuracy": []}}
+        with torch.no_grad():
+            state = state_from_weights(learner, weights, n, p.state_scale)
+        sgd, first = weights, 0
+    else:
+        state, sgd, out, first = _resume_curves(resume, list(seeds), list(layer_sizes), n, T, device)
 
     def evaluate(step):
         out["eval_steps"].append(step)
@@ -66,22 +89,54 @@ def learning_curves(lstm: SubLSTM, cfg: Config, train: TensorData, test: TensorD
         out["clone"]["test_accuracy"].append(acc_c.cpu())
         out["sgd"]["test_accuracy"].append(acc_s.cpu())
 
-    evaluate(0)
-    for t in tqdm(range(T), disable=not progress, desc=desc):
-        x, y = batch(t)
-        with torch.no_grad():
-            state, logits = learner.learn_step(state, x.reshape(S * n, -1), y.reshape(-1), S)
-            assert_no_autograd(logits, *[s.c for s in state])
-            out["clone"]["train_loss"][:, t] = nn.functional.cross_entropy(
-                logits, y.reshape(-1), reduction="none").reshape(S, n).mean(1).cpu()
-        sgd, logits_s = mlp_sgd_step(sgd, x, y, learning_rate(cfg))
-        out["sgd"]["train_loss"][:, t] = nn.functional.cross_entropy(
-            logits_s.reshape(S * n, -1), y.reshape(-1), reduction="none").reshape(S, n).mean(1).detach().cpu()
-        if (t + 1) % p.eval_every == 0 or t + 1 == T:
-            evaluate(t + 1)
+    def where(done):
+        return {"step": done, "seeds": list(seeds), "layer_sizes": list(layer_sizes), "out": copy.deepcopy(out),
+                "sgd": [(w.detach().cpu(), b.detach().cpu()) for w, b in sgd],
+                "state": [{"h": s.h[::n].cpu(), "c": s.c[::n].cpu(), "fwd_in": s.fwd_in.cpu(),
+                           "bwd_in": s.bwd_in.cpu()} for s in state]}
+
+    if first == 0:
+        evaluate(0)
+    last = time.monotonic()
+    with StopRequest() as stop:
+        for t in tqdm(range(first, T), disable=not progress, desc=desc, initial=first, total=T):
+            x, y = batch(t)
+            with torch.no_grad():
+                state, logits = learner.learn_step(state, x.reshape(S * n, -1), y.reshape(-1), S)
+                assert_no_autograd(logits, *[s.c for s in state])
+                out["clone"]["train_loss"][:, t] = nn.functional.cross_entropy(
+                    logits, y.reshape(-1), reduction="none").reshape(S, n).mean(1).cpu()
+            sgd, logits_s = mlp_sgd_step(sgd, x, y, learning_rate(cfg))
+            out["sgd"]["train_loss"][:, t] = nn.functional.cross_entropy(
+                logits_s.reshape(S * n, -1), y.reshape(-1), reduction="none").reshape(S, n).mean(1).detach().cpu()
+            if (t + 1) % p.eval_every == 0 or t + 1 == T:
+                evaluate(t + 1)
+            out_of_time = deadline is not None and time.monotonic() >= deadline and t + 1 < T
+            if snapshot is not None and t + 1 < T and (
+                    stop.requested or out_of_time or time.monotonic() - last >= snapshot_seconds):
+                snapshot(where(t + 1))
+                last = time.monotonic()
+            if stop.requested:
+                raise KeyboardInterrupt(f"{desc} stopped at step {t + 1} of {T}"
+                                        + ("; a snapshot was handed over to resume from" if snapshot else ""))
+            if out_of_time:
+                return None
     for k in ("clone", "sgd"):
         out[k]["test_accuracy"] = torch.stack(out[k]["test_accuracy"], dim=1)  # [S, P]
     return out
+
+
+def _resume_curves(snap: Dict[str, object], seeds: List[int], layer_sizes: List[int], n: int, T: int, device):
+    """``(state, sgd, out, first step)`` of a :func:`learning_curves` snapshot, checked against
+    the run it is to continue."""
+    if snap["seeds"] != seeds or snap["layer_sizes"] != layer_sizes or snap["out"]["clone"]["train_loss"].shape[1] != T:
+        raise ValueError(f"the snapshot is of a run with seeds {snap['seeds']}, layers {snap['layer_sizes']} and "
+                         f"{snap['out']['clone']['train_loss'].shape[1]} steps, not seeds {seeds}, layers "
+                         f"{layer_sizes} and {T} steps")
+    state = [LayerState(s["h"].repeat_interleave(n, 0).to(device), s["c"].repeat_interleave(n, 0).to(device),
+                        s["fwd_in"].to(device), s["bwd_in"].to(device)) for s in snap["state"]]
+    sgd = [(w.to(device), b.to(device)) for w, b in snap["sgd"]]
+    return state, sgd, copy.deepcopy(snap["out"]), int(snap["step"])
 
 
 def _seeded_runs(train: TensorData, layer_sizes: Sequence[int], seeds: Sequence[int], n: int, device):
@@ -156,15 +211,16 @@ def evaluate_clones(cfg: Config, lstms: Dict[str, SubLSTM], cache: Union[str, Pa
                     deadline: Optional[float] = None) -> Dict[str, Dict]:
     """Fidelity and learning curves of every run in ``evaluations``.
 
-    ``cache``: finished runs are saved there one by one, so an interrupted evaluation resumes
-    where it stopped (a run stopped part-way starts again). ``deadline``
-    (``time.monotonic()``): start no new run after it (the result then lacks the runs not
-    done). The shallow runs go first: a deep run costs about 3.4 times as much (its learner has
+    ``cache``: finished runs are saved there one by one, and a run in progress every
+    :data:`SNAPSHOT_SECONDS`, at the deadline and on Ctrl-C / SIGTERM (:func:`learning_curves`),
+    so an interrupted evaluation resumes where it stopped. ``deadline`` (``time.monotonic()``):
+    the run in progress stops there (the result then lacks the runs not done). The shallow runs go first: a deep run costs about 3.4 times as much (its learner has
     that many more sub-LSTMs), so a session that ends part-way banks more finished runs.
-    Returns ``{run_key: {"fidelity": {...}, "curves": {...}, "seconds": s, "code_version": v}}``
-    in the order of ``evaluations``: each run keeps how long it took and the code that ran it,
-    since the runs of one evaluation may come from several sessions. (Caches written before
-    runs were timed lack the last two.)
+    Returns ``{run_key: {"fidelity": {...}, "curves": {...}, "seconds": s, "code_version": v,
+    "code_versions": [...]}}`` in the order of ``evaluations``: each run keeps how long it took,
+    the code that finished it and every code that ran part of it, since the runs of one
+    evaluation, and one run, may span several sessions. (Caches written before runs were timed
+    lack the last three, and before runs resumed part-way the last one.)
     """
     p = cfg.backprop_cloning
     done = (load_checkpoint(cache) or {}) if cache is not None else {}
@@ -184,13 +240,27 @@ def evaluate_clones(cfg: Config, lstms: Dict[str, SubLSTM], cache: Union[str, Pa
         sizes = arrangement(cfg, arch)
         lstm = lstms[clone]
         started = time.perf_counter()
-        fid = fidelity(lstm, cfg, splits[dataset, False], sizes, seed=cfg.seed,
-                       accumulate=p.fidelity_steps if arch == "shallow" else 0)
+        # a run stopped part-way in an earlier session continues from its snapshot
+        part = done.pop("partial", None) if done.get("partial", {}).get("key") == key else None
+        spent, versions = (part["seconds"], part["code_versions"]) if part else (0.0, [])
+        versions = list(dict.fromkeys([*versions, code_version()]))
+        fid = part["fidelity"] if part else fidelity(lstm, cfg, splits[dataset, False], sizes, seed=cfg.seed,
+                                                     accumulate=p.fidelity_steps if arch == "shallow" else 0)
+
+        def keep(where, key=key, fid=fid, spent=spent, versions=versions, started=started):
+            done["partial"] = {"key": key, "snapshot": where, "fidelity": fid, "code_versions": versions,
+                               "seconds": round(spent + time.perf_counter() - started, 1)}
+            save_checkpoint(cache, done)
+
         curves = learning_curves(lstm, cfg, splits[dataset, True], splits[dataset, False], sizes,
                                  seeds=[cfg.seed + s for s in range(p.test_seeds)], progress=progress,
-                                 desc=key)
-        done[key] = {"fidelity": fid, "curves": curves, "seconds": round(time.perf_counter() - started, 1),
-                     "code_version": code_version()}
+                                 desc=key, resume=part["snapshot"] if part else None,
+                                 snapshot=keep if cache is not None else None, deadline=deadline)
+        if curves is None:  # the deadline came part-way; keep() saved where the run stands
+            break
+        done.pop("partial", None)
+        done[key] = {"fidelity": fid, "curves": curves, "seconds": round(spent + time.perf_counter() - started, 1),
+                     "code_version": code_version(), "code_versions": versions}
         if cache is not None:
             save_checkpoint(cache, done)
     return {key: done[key] for key in (run_key(*e) for e in evaluations) if key in done}
@@ -224,11 +294,13 @@ def save_backprop_clone(path: Union[str, Path], cfg: Config, result: CloneTrainR
     seed, cloning curves, fidelity and the accuracy table.
 
     The record's ``eval_seconds`` is the sum of the meta-test runs' own times (``eval_runs``
-    keeps each run's seconds and code version), and ``code_versions`` lists the code of the
-    cloning (oldest first), then any other code that ran a meta-test run (in the runs' order). A run from a cache written before runs
+    keeps each run's seconds, the code that finished it and every code that ran part of it),
+    and ``code_versions`` lists the code of the cloning (oldest first), then any other code
+    that ran a meta-test run (in the runs' order). A run from a cache written before runs
     were timed has neither; ``eval_untimed`` names such runs, so the sum is not read as the whole.
     """
-    timed = {k: {"seconds": r["seconds"], "code_version": r["code_version"]}
+    timed = {k: {"seconds": r["seconds"], "code_version": r["code_version"],
+                 "code_versions": r.get("code_versions", [r["code_version"]])}
              for k, r in results.items() if "seconds" in r}
     curves = {}
     for key, r in results.items():
@@ -250,7 +322,7 @@ def save_backprop_clone(path: Union[str, Path], cfg: Config, result: CloneTrainR
                     "device": str(get_device(cfg.device))},
         "curves": result.curves,
         "code_versions": list(dict.fromkeys([*result.code_versions,
-                                             *(t["code_version"] for t in timed.values())])),
+                                             *(v for t in timed.values() for v in t["code_versions"])])),
     }
     tensors = {"lstm": {k: v.cpu() for k, v in result.lstm.state_dict().items()},
                "lstm_random": result.snapshots["local"], "learning_curves": curves}
@@ -274,8 +346,8 @@ def train_and_save(cfg: Config, out: Union[str, Path, None] = None, progress: bo
     """Clone backprop resumably, evaluate both clones resumably, save the artifact; returns its
     path (default :func:`vsml_lite.artifacts.live_path`). Checkpoints (``checkpoint``, default
     ``<out>.ckpt``, and ``<out>.eval.ckpt``) are removed once the artifact is written. With a
-    ``deadline`` (``time.monotonic()``) cloning may stop early, checkpointed: then nothing is
-    written and ``None`` is returned."""
+    ``deadline`` (``time.monotonic()``) cloning or the meta-test (part-way through a run) may
+    stop early, checkpointed: then nothing is written and ``None`` is returned."""
     check_datasets(("mnist", "fashion_mnist"), cfg.data.root, cfg.data.download)  # all a run needs, before it starts
     out = Path(out) if out is not None else live_path(KIND, cfg.preset)
     ckpt = Path(checkpoint) if checkpoint is not None else out.with_suffix(".ckpt")
