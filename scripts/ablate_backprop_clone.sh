@@ -20,6 +20,8 @@
 #   cpu_before   the shipped clone as it is (an evaluation, no fine-tuning)
 #   cpu_h100     learners kept for about 400 learner steps instead of 80 (horizon 100, not 20)
 #   cpu_b4       the update loss weighing the biases' part 4:1 against the weights'
+#   cpu_w0       cpu_b4 with horizon 100 and learners from fresh weights (warmup_max 0): do the
+#                first steps slow down because stage `shallow` starts learners after SGD steps?
 # One core each: about 4 minutes of cloning for a `local` row, 13 for a `shallow` row of
 # Table 1 and 3 for one of Table 2 on this project's CPU, plus about 4 minutes of evaluation.
 set -euo pipefail
@@ -48,10 +50,12 @@ row() {
         cpu_before) run cpu_before $shipped --evaluate-only ;;
         cpu_h100)   run cpu_h100 $shipped --no-before --set $mnist backprop_cloning.horizon=100 ;;
         cpu_b4)     run cpu_b4 $shipped --no-before --set $mnist "backprop_cloning.update_part_weights=(1.0,4.0)" ;;
+        cpu_w0)     run cpu_w0 $shipped --no-before --set $mnist "backprop_cloning.update_part_weights=(1.0,4.0)" \
+                        backprop_cloning.horizon=100 backprop_cloning.warmup_max=0 ;;
         *) echo "unknown row '$1'; rows: before control parts41 copies4 copies1 shallow shallow41" \
-                "cpu_before cpu_h100 cpu_b4" >&2; exit 2 ;;
+                "cpu_before cpu_h100 cpu_b4 cpu_w0" >&2; exit 2 ;;
     esac
 }
 rows=("$@")
-[ ${#rows[@]} -gt 0 ] || rows=(before control parts41 copies4 copies1 shallow shallow41 cpu_before cpu_h100 cpu_b4)
+[ ${#rows[@]} -gt 0 ] || rows=(before control parts41 copies4 copies1 shallow shallow41 cpu_before cpu_h100 cpu_b4 cpu_w0)
 for r in "${rows[@]}"; do row "$r"; done
