@@ -25,6 +25,25 @@ def _random_weights(sizes, groups, seed=0, dtype=torch.float64):
              0.1 * torch.randn(groups, A, B, generator=gen, dtype=dtype)) for A, B in zip(sizes[:-1], sizes[1:])]
 
 
+@pytest.mark.parametrize("horizon, fresh_draws", [(1, 5), (10 ** 9, 1)])
+def test_a_network_stage_draws_fresh_learners_only_when_one_is_replaced(monkeypatch, horizon, fresh_draws):
+    """The warm-up of fresh learners (up to ``warmup_max`` SGD steps) runs only in iterations
+    where the pool replaces a learner: every iteration at horizon 1, only the stage's first
+    when no learner is ever replaced."""
+    cfg = _cfg(**{"backprop_cloning.local_iterations": 0, "backprop_cloning.shallow_iterations": 5,
+                  "backprop_cloning.deep_gt_iterations": 0, "backprop_cloning.deep_own_iterations": 0,
+                  "backprop_cloning.horizon": horizon})
+    gen = torch.Generator().manual_seed(0)
+    data = vl.TensorData(torch.randn(50, 16, generator=gen), torch.randint(10, (50,), generator=gen), "mnist", True)
+    task = bp.BackpropCloningTask(cfg, data)
+    drawn = []
+    fresh_weights = bp.curriculum.init_weights
+    monkeypatch.setattr(bp.curriculum, "init_weights", lambda *a, **k: drawn.append(1) or fresh_weights(*a, **k))
+    for i in range(5):
+        task.step(i)
+    assert len(drawn) == fresh_draws
+
+
 def test_formulas_the_clone_learns_equal_autograd():
     """The targets of Eq. 14's cloning (e' = Σ_b e w (1 - tanh²x), dw = e tanh x, db = e) are
     exactly what autograd computes for the mean cross-entropy."""

@@ -33,12 +33,15 @@ is importable from ``vsml_lite.backprop`` directly.
 
 
 from .curriculum import (
+    STAGE_CASES,
     STAGES,
     BackpropCloningTask,
     CloneTrainResult,
     iteration_work,
     rollout_losses,
     sample_stage,
+    stage_costs,
+    stage_groups,
     stage_schedule,
     stage_sizes,
     train_backprop_cloning,

@@ -30,7 +30,7 @@ from ..data import NUM_CLASSES, TensorData, downsample_dataset, load_dataset
 from ..device import get_device, make_generator, to_device
 from ..layer import LayerState
 from ..network import SubLSTM, VSMLNetwork, average_learner_batch, cross_entropy_error
-from .ground_truth import Weights, errors_and_grads, init_weights, mlp_backprop, mlp_forward, mlp_sgd_step
+from .ground_truth import Weights, errors_and_grads, init_weights, mlp_forward, mlp_sgd_step
 from .learner import CLONE_LAYOUT, learning_rate, make_learner, new_clone_lstm, read_weights, state_from_weights
 
 #: Curriculum stages of Appendix B, in order.
@@ -45,8 +45,9 @@ def rollout_losses(learner: VSMLNetwork, weights: Weights, batches, lr: float, v
                    state_scale: float, update_unit: float = 1.0, errors_from: str = "labels",
                    given_errors: bool = False, state: Optional[List[LayerState]] = None,
                    part_weights=(1.0, 1.0)):
-    """Run the learner and autograd-SGD side by side for a few steps and measure how far the
-    learner is from backpropagation.
+    """Run the learner and SGD side by side for a few steps and measure how far the learner is
+    from backpropagation (SGD's gradients by the formulas the clone imitates,
+    :func:`errors_and_grads`, which equal autograd's).
 
     Args:
         learner: the learner under training (:func:`make_learner`; gradients flow into
@@ -77,13 +78,15 @@ def rollout_losses(learner: VSMLNetwork, weights: Weights, batches, lr: float, v
         state = state_from_weights(learner, weights, n, state_scale)
     loss = {"forward": 0.0, "backward": 0.0, "update": 0.0}
     for x, target in batches:
-        if errors_from == "labels":
-            inputs_gt, logits_gt, errs_gt, grads = mlp_backprop(weights, x, target)
+        # The ground truth by Eq. 14's formulas, not by autograd: they are equal (the test
+        # `test_formulas_the_clone_learns_equal_autograd`), and a call of torch.autograd.grad
+        # would split a compiled rollout into one graph per step (see vsml_lite/compiled.py).
+        inputs_gt, logits_gt = mlp_forward(weights, x)
+        if errors_from == "labels":  # softmax - onehot: the gradient of the cross-entropy
             out_err = cross_entropy_error(logits_gt.reshape(G * n, -1), target.reshape(-1))
         else:  # random output errors: the gradient of Σ e·y, the same formulas
-            inputs_gt, logits_gt = mlp_forward(weights, x)
-            errs_gt, grads = errors_and_grads(weights, inputs_gt, target)
             out_err = target.reshape(G * n, -1)
+        errs_gt, grads = errors_and_grads(weights, inputs_gt, out_err.reshape(G, n, -1))
         outputs_gt = inputs_gt[1:] + [logits_gt]
         state, inputs, y = learner.forward_phase(state, x.reshape(G * n, -1))
         outs = inputs[1:] + [y]
@@ -117,14 +120,25 @@ def stage_sizes(cfg: Config, stage: str) -> List[int]:
             "deep_gt": [A, p.deep_hidden, NUM_CLASSES], "deep_own": [A, p.deep_hidden, NUM_CLASSES]}[stage]
 
 
-def sample_stage(cfg: Config, stage: str, data: Optional[TensorData], gen: torch.Generator, device):
+def stage_groups(cfg: Config, stage: str) -> int:
+    """Independent learners per Adam step of a stage: ``local_batch / local_copies`` in stage
+    ``local``, ``net_groups`` in the network stages."""
+    p = cfg.backprop_cloning
+    return p.local_batch // p.local_copies if stage == "local" else p.net_groups
+
+
+def sample_stage(cfg: Config, stage: str, data: Optional[TensorData], gen: torch.Generator, device,
+                 fresh: bool = True):
     """One training example of a stage: ``(weights, batches, errors_from, given_errors)``.
 
     ``local``: ``local_batch`` sub-LSTMs in groups of ``local_copies`` that share
     ``w, b ~ U(-r, r)`` and average their states after every step (a learner batch on a single
     connection), inputs ``~ N(0, std²)`` (Table 1) and output errors ``~ U(-r_e, r_e)``. Network stages:
     ``net_groups`` learners of ``net_learner_batch`` copies on MNIST batches, starting from
-    weights after a random number of plain SGD steps (see ``warmup_max``)."""
+    weights after a random number of plain SGD steps (see ``warmup_max``). With ``fresh=False``
+    a network stage draws no fresh weights (``weights`` is ``None``): when no learner of the
+    pool is replaced this step (:func:`_draw_resets`), the warm-up's SGD steps, most of an
+    iteration's kernels on a GPU, would be thrown away."""
     p = cfg.backprop_cloning
     sizes = stage_sizes(cfg, stage)
     if stage == "local":
@@ -149,33 +163,46 @@ def sample_stage(cfg: Config, stage: str, data: Optional[TensorData], gen: torch
     if data is None:
         raise ValueError(f"stage {stage!r} needs the MNIST training split")
     G, n = p.net_groups, p.net_learner_batch
-    weights = init_weights(sizes, G, gen, device)
-    warm = int(torch.randint(p.warmup_max + 1, (), generator=gen))
 
-    def draw():  # indices from the CPU generator; the images wherever the data lives
-        idx = to_device(torch.randint(len(data), (G, n), generator=gen), data.images.device)
+    def pick(idx):  # indices from the CPU generator; the images wherever the data lives
+        idx = to_device(idx, data.images.device)
         return to_device(data.images[idx], device), to_device(data.labels[idx], device)
 
-    for _ in range(warm):  # plain SGD from the fresh weights: realistic weights to start from
-        weights, _ = mlp_sgd_step(weights, *draw(), learning_rate(cfg))
-    batches = [draw() for _ in range(p.rollout)]
+    weights = None
+    if fresh:
+        weights = init_weights(sizes, G, gen, device)
+        warm = int(torch.randint(p.warmup_max + 1, (), generator=gen))
+        # All warm-up batches in one draw (the same numbers as `warm` draws of [G, n]) and one copy.
+        images, labels = pick(torch.randint(len(data), (warm, G, n), generator=gen))
+        for k in range(warm):  # plain SGD from the fresh weights: realistic weights to start from
+            weights, _ = mlp_sgd_step(weights, images[k], labels[k], learning_rate(cfg))
+    batches = [pick(torch.randint(len(data), (G, n), generator=gen)) for _ in range(p.rollout)]
     return weights, batches, "labels", stage == "deep_gt"
 
 
-def _refresh_pool(pool: Dict[str, object], learner: VSMLNetwork, fresh: Weights, copies: int,
-                  state_scale: float, horizon: int, gen: torch.Generator):
+def _draw_resets(pool: Dict[str, object], groups: int, horizon: int, gen: torch.Generator) -> Optional[torch.Tensor]:
+    """Which learners of the pool a fresh one replaces this step: ``[groups]`` booleans, each
+    true with probability ``1 / horizon``; ``None`` when the pool is empty (a stage's first
+    step: every learner is fresh)."""
+    if not pool:
+        return None
+    return torch.rand(groups, generator=gen) < 1.0 / horizon
+
+
+def _refresh_pool(pool: Dict[str, object], learner: VSMLNetwork, fresh: Optional[Weights],
+                  reset: Optional[torch.Tensor], copies: int, state_scale: float):
     """Every stage keeps its learners from one Adam step to the next, so the clone is also
     trained on the states it reaches itself after many learner steps, not only on states
-    fresh from :func:`state_from_weights`. Each step, each learner is replaced
-    by a fresh one (weights ``fresh``) with probability ``1 / horizon``.
-    The ground truth restarts every Adam step from the weights the state holds, so an old
-    deviation is not charged again. Returns the ``(weights, state)`` to start from."""
+    fresh from :func:`state_from_weights`. Each step, the learners that ``reset`` marks
+    (:func:`_draw_resets`) are replaced by fresh ones (weights ``fresh``; ``None`` when none
+    is replaced). The ground truth restarts every Adam step from the weights the state holds,
+    so an old deviation is not charged again. Returns the ``(weights, state)`` to start from."""
     n = copies  # copies per learner, as in the stage's batches
+    if reset is None:
+        return fresh, state_from_weights(learner, fresh, n, state_scale)
+    if fresh is None:  # every learner continues
+        fresh = pool["weights"]
     fresh_state = state_from_weights(learner, fresh, n, state_scale)
-    if not pool:
-        return fresh, fresh_state
-    G = fresh[0][0].shape[0]
-    reset = torch.rand(G, generator=gen) < 1.0 / horizon  # [G]
     reset = to_device(reset, fresh[0][0].device)
     weights = [(torch.where(reset[:, None, None], fw, pw), torch.where(reset[:, None, None], fb, pb))
                for (fw, fb), (pw, pb) in zip(fresh, pool["weights"])]
@@ -228,11 +255,32 @@ def iteration_work(cfg: Config, stage: str) -> int:
     return subs * p.rollout
 
 
-def work_done(cfg: Config, iterations: int) -> int:
-    """Sub-LSTM steps (:func:`iteration_work`) of the curriculum's first ``iterations`` Adam steps."""
-    work = 0
+#: The case of ``scripts/benchmark_gpu.py`` that times an iteration of each stage (its
+#: ``backprop_deep`` runs stage ``deep_own``; ``deep_gt`` runs the same network).
+STAGE_CASES = {"local": "backprop_local", "shallow": "backprop_shallow", "deep_gt": "backprop_deep",
+               "deep_own": "backprop_deep"}
+
+
+def stage_costs(cfg: Config, benchmark_ms: Optional[Dict[str, float]] = None) -> Dict[str, float]:
+    """What an iteration of each stage costs, in one unit for all stages: the benchmark's ms
+    per iteration (``benchmark_ms``: ms by case, on one device) for a stage it timed; for
+    another, its sub-LSTM steps (:func:`iteration_work`) at the ms per sub-LSTM step of the
+    most expensive network stage timed (of ``local`` only if no network stage was timed: on a
+    GPU ``local``'s one batch of 32,768 sub-LSTMs costs far less per step than a network's);
+    the sub-LSTM steps alone when nothing was timed."""
+    work = {s: float(iteration_work(cfg, s)) for s in STAGES}
+    timed = {s: benchmark_ms[c] for s, c in STAGE_CASES.items() if benchmark_ms and c in benchmark_ms}
+    if not timed:
+        return work
+    ref = max([s for s in timed if s != "local"] or timed, key=work.get)
+    return {s: timed.get(s, work[s] * timed[ref] / work[ref]) for s in STAGES}
+
+
+def work_done(cfg: Config, iterations: int, benchmark_ms: Optional[Dict[str, float]] = None) -> float:
+    """The cost (:func:`stage_costs`) of the curriculum's first ``iterations`` Adam steps."""
+    cost, work = stage_costs(cfg, benchmark_ms), 0.0
     for stage, its in stage_schedule(cfg):
-        work += min(max(iterations, 0), its) * iteration_work(cfg, stage)
+        work += min(max(iterations, 0), its) * cost[stage]
         iterations -= its
     return work
 
@@ -331,10 +379,12 @@ class BackpropCloningTask:
                 self.pool = {}
             self._start_optimizer(stage, its)
         learner = self.learners[stage]
-        weights, batches, errors_from, given = sample_stage(cfg, stage, self.data, self.gen, self.device)
-        # Continue the pool's learners; fresh ones replace a few (see _refresh_pool).
-        weights, start = _refresh_pool(self.pool, learner, weights, batches[0][0].shape[1], p.state_scale,
-                                       p.horizon, self.gen)
+        # Continue the pool's learners; fresh ones replace a few (see _refresh_pool), and are
+        # drawn only when some are replaced.
+        reset = _draw_resets(self.pool, stage_groups(cfg, stage), p.horizon, self.gen)
+        weights, batches, errors_from, given = sample_stage(cfg, stage, self.data, self.gen, self.device,
+                                                            fresh=reset is None or bool(reset.any()))
+        weights, start = _refresh_pool(self.pool, learner, weights, reset, batches[0][0].shape[1], p.state_scale)
         compiled.mark_step_begin(self.device)
         losses, final = self.rollouts[stage](weights, batches, learning_rate(cfg), p.value_unit, p.state_scale,
                                              p.update_unit, errors_from, given, state=start,
