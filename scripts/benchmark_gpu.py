@@ -56,6 +56,12 @@ CASES = ("forward_cloning", "backprop_local", "meta_vsml", "backprop_shallow", "
          "cmaes_generation")
 #: Targets on one H200 from the issue that asked for this benchmark (ms per iteration).
 TARGETS_MS = {"forward_cloning": 1.0, "backprop_local": 3.0}
+#: Timed iterations at least, for the network stages of backprop cloning: their iterations
+#: differ in cost, since the warm-up of fresh learners (U{0..1,000} SGD steps at the paper
+#: preset) runs only in the iterations where the pool replaces a learner (a third of them), so
+#: a mean over 5 would be mostly luck. Over 20 the warm-up's share still has a standard
+#: error of about 40% of itself (per iteration its standard deviation is 1.7 times its mean).
+NETWORK_STAGE_ITERATIONS = 20
 #: Inner learner steps of Table 2 (the CMA-ES objective unrolls this many).
 TABLE2_INNER_STEPS = 10_000
 
@@ -108,6 +114,8 @@ def child(case: str, mode: str, preset: str, device: str, warmup: int, iteration
     before = ml.peak_memory_mb(dev) if dev.type == "cpu" else 0.0  # the process's peak before the task
     began = time.perf_counter()
     task, first, total = build(case, cfg)
+    if case in ("backprop_shallow", "backprop_deep") and preset != "smoke":
+        iterations = max(iterations, NETWORK_STAGE_ITERATIONS)
     sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
     it = first
     for _ in range(warmup):  # compiles, if compiling

@@ -122,12 +122,13 @@ except KeyboardInterrupt:
     assert run["state"] == "evaluating" and not list(out.glob("*.json"))
 
 
-def test_the_time_left_weighs_the_curriculum_stages_by_their_work(tmp_path):
+def test_the_time_left_weighs_the_curriculum_stages_by_their_work(tmp_path, monkeypatch):
     """Chapter 4's stages differ in cost per iteration (stage ``local`` has 1-to-1 learners,
     ``deep_own`` MNIST networks); the time left is the work left at the work rate measured,
     not the iterations left at the rate of the stage that ran."""
     from vsml_lite import backprop as bp
 
+    monkeypatch.setattr(campaign, "BENCHMARK_DIRECTORY", tmp_path / "no-benchmarks")  # sub-LSTM steps only
     cfg = vl.get_config("paper")
     local = cfg.backprop_cloning.local_iterations
     assert bp.work_done(cfg, 10) == 10 * bp.iteration_work(cfg, "local")
@@ -148,3 +149,47 @@ def test_the_time_left_weighs_the_curriculum_stages_by_their_work(tmp_path):
     assert expected > 15 * (total - 2000) / 2.0 / 3600  # far more than the iterations left at local's rate
     note = campaign._campaign_note("backprop_cloning", tmp_path)
     assert f"{round(expected, 1):,g} h on cpu" in note and "sub-LSTMs per iteration" in note
+
+
+def test_the_time_left_weighs_the_stages_as_the_devices_benchmark_timed_them(tmp_path, monkeypatch):
+    """On a GPU stage ``local`` runs 32,768 sub-LSTMs in one batch and a network stage runs
+    hundreds of small kernels per iteration, so sub-LSTM steps say little about what a stage
+    costs there: the H200's benchmark timed ``shallow`` at 118x ``local`` per iteration where
+    the sub-LSTM steps say 15x. The latest benchmark of the device and preset weighs the
+    stages it timed; the others scale by sub-LSTM steps from the costliest network stage timed."""
+    from vsml_lite import backprop as bp
+
+    bench = tmp_path / "benchmarks"
+    bench.mkdir()
+    monkeypatch.setattr(campaign, "BENCHMARK_DIRECTORY", bench)
+
+    def record(name, when, device_type, shallow_ms, preset="paper"):
+        cases = [{"case": "backprop_local", "mode": "eager", "ms_per_iteration": 20.0},
+                 {"case": "backprop_local", "mode": "auto", "ms_per_iteration": 4.0},
+                 {"case": "backprop_shallow", "mode": "eager", "ms_per_iteration": shallow_ms},
+                 {"case": "backprop_deep", "mode": "eager", "skipped": "out of the benchmark's budget"}]
+        (bench / name).write_text(json.dumps({"preset": preset, "device_type": device_type, "when": when,
+                                              "cases": cases}))
+
+    record("gpu-old.json", "2026-01-01 00:00:00 UTC", "cuda", 999.0)
+    record("gpu-new.json", "2026-12-01 00:29:05 UTC", "cuda", 400.0)  # the latest counts
+    record("gpu-smoke.json", "2026-12-02 00:00:00 UTC", "cuda", 1.0, preset="smoke")  # another preset
+    assert campaign.benchmark_ms("paper", "cuda") == {"backprop_local": 4.0, "backprop_shallow": 400.0}
+    assert campaign.benchmark_ms("paper", "cpu") == {}
+
+    cfg = vl.get_config("paper")
+    cost = bp.stage_costs(cfg, campaign.benchmark_ms("paper", "cuda"))
+    work = {s: bp.iteration_work(cfg, s) for s in bp.STAGES}
+    assert (cost["local"], cost["shallow"]) == (4.0, 400.0)
+    assert cost["deep_own"] == pytest.approx(400.0 * work["deep_own"] / work["shallow"])
+    total = campaign.run_for("backprop_cloning").total(cfg)
+    its = dict(bp.stage_schedule(cfg))
+    session = {"preset": "paper", "device": "cuda",
+               "runs": {"backprop_cloning": {"from": 0, "iterations": 50_000, "seconds": 250}}}  # 5 ms/it
+    run = campaign._write_progress(tmp_path, cfg, session, [{"kind": "backprop_cloning", "total": total,
+                                                             "done": 50_000}])["runs"][0]
+    # 5 ms of wall time per 4 ms the benchmark timed: every stage is 1.25x its benchmark
+    seconds = 1.25 * ((its["local"] - 50_000) * 4.0 + its["shallow"] * 400.0
+                      + (its["deep_gt"] + its["deep_own"]) * cost["deep_own"]) / 1000
+    assert run["hours_left"]["cuda"] == pytest.approx(seconds / 3600, abs=0.1)
+    assert run["hours_left"]["cuda"] > 100 * (total - 50_000) / 200.0 / 3600  # not local's rate for all

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import json
+import math
 import signal
 import time
 from dataclasses import dataclass
@@ -42,6 +43,8 @@ from .device import get_device, use_free_cores
 DEFAULT_DIRECTORY = Path(__file__).resolve().parent.parent / "campaign"
 #: The preset whose runs a campaign carries, and the label of the artifacts it writes.
 PRESET = "paper"
+#: The benchmark records in the repository (``scripts/benchmark_gpu.py`` writes them).
+BENCHMARK_DIRECTORY = Path(__file__).resolve().parent.parent / "benchmarks"
 #: What a session reserves at the end of its window for the last checkpoint and the progress
 #: file: a session asked for M minutes stops starting iterations this long before M.
 RESERVE_SECONDS = 30.0
@@ -59,9 +62,12 @@ class CampaignRun:
         checkpoints: the run's checkpoint files under a base path (``<dir>/<kind>_paper.ckpt``).
         needs: artifacts (``<kind>_<label>`` in ``vsml_lite/pretrained``) that must exist before
             the run can start.
-        work: the work of a run's first ``i`` iterations at a config, in any unit, for the time
-            left: rates are measured in it, so a run whose iterations differ in cost (Chapter
-            4's curriculum stages) is not timed by its cheapest stage. Default: ``i``.
+        work: ``work(cfg, i, benchmark_ms)``, the work of a run's first ``i`` iterations at a
+            config, in any unit, for the time left: rates are measured in it, so a run whose
+            iterations differ in cost (Chapter 4's curriculum stages) is not timed by its
+            cheapest stage. ``benchmark_ms`` is the device's latest benchmark (ms per
+            iteration by case, :func:`benchmark_ms`; ``{}`` when there is none), which may say
+            how the costs compare on that device. Default: ``i``.
         work_basis: how ``work`` weighs the iterations, in words ("" for the default).
     """
 
@@ -71,7 +77,7 @@ class CampaignRun:
     total: Callable[[Config], int]
     checkpoints: Callable[[Path], List[Path]]
     needs: Callable[[Config], Sequence[str]] = lambda cfg: ()
-    work: Callable[[Config, int], float] = lambda cfg, i: i
+    work: Callable[[Config, int, Dict[str, float]], float] = lambda cfg, i, benchmark_ms: i
     work_basis: str = ""
 
 
@@ -87,8 +93,10 @@ def _per_model(base: Path) -> List[Path]:
 RUNS = (
     CampaignRun(cloning.KIND, 3, cloning.train_and_save, lambda c: c.forward_cloning.iterations, _one),
     CampaignRun(bp.KIND, 4, bp.train_and_save, lambda c: sum(n for _, n in bp.stage_schedule(c)), _one,
-                work=bp.work_done, work_basis="each curriculum stage weighted by its sub-LSTMs per iteration, "
-                                              "an estimate until the stage has run"),
+                work=bp.work_done,
+                work_basis="each curriculum stage weighted by what an iteration of it cost in the device's "
+                           "latest benchmark in `benchmarks/`, or by its sub-LSTMs per iteration where none "
+                           "timed it: an estimate until the stage has run"),
     CampaignRun(ml.KIND, 5, ml.train_and_save, lambda c: c.meta_learning.iterations * len(ml.MODELS), _per_model),
     CampaignRun(improve.KIND, 6, improve.train_and_save, lambda c: c.improve.generations, _one,
                 needs=lambda c: (f"{bp.KIND}_{c.improve.source_artifact}",)),
@@ -249,15 +257,37 @@ def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
+def benchmark_ms(preset: str, device_type: str, directory: Optional[Path] = None) -> Dict[str, float]:
+    """The fastest ms per iteration of each case in the latest benchmark record of ``preset``
+    on a device of ``device_type`` (``"cuda"``, ``"cpu"``) in ``directory`` (default
+    :data:`BENCHMARK_DIRECTORY`); ``{}`` when there is none."""
+    records = []
+    for path in sorted(Path(directory or BENCHMARK_DIRECTORY).glob("*.json")):
+        try:
+            rec = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if rec.get("preset") == preset and rec.get("device_type") == device_type and "cases" in rec:
+            records.append(rec)
+    if not records:
+        return {}
+    ms: Dict[str, float] = {}
+    for case in max(records, key=lambda r: r.get("when", ""))["cases"]:
+        if "ms_per_iteration" in case:
+            ms[case["case"]] = min(ms.get(case["case"], math.inf), case["ms_per_iteration"])
+    return ms
+
+
 def _estimate(cfg: Config, sessions: List[Dict[str, Any]], run: Dict[str, Any]) -> Dict[str, Dict[str, float]]:
     """``{"rate_per_second": {device: it/s}, "hours_left": {device: h}}`` of one run of a
     progress record (``run``: its ``kind``, ``total`` and ``done``) from the sessions so far.
 
     A session's iterations of a run start where the run stood (``from``; sessions recorded
     before it was kept continue where the previous one ended). The time left is the work left
-    (:attr:`CampaignRun.work`) at the work per second the sessions on a device managed."""
+    (:attr:`CampaignRun.work`, weighed as the device's latest benchmark says, :func:`benchmark_ms`)
+    at the work per second the sessions on a device managed."""
     work = run_for(run["kind"]).work
-    rates, at = {}, 0
+    rates, at, bench = {}, 0, {}
     for s in sessions:
         ran = s["runs"].get(run["kind"])
         if s.get("preset") != cfg.preset or not ran:
@@ -265,12 +295,15 @@ def _estimate(cfg: Config, sessions: List[Dict[str, Any]], run: Dict[str, Any]) 
         start = ran.get("from", at)
         at = start + ran["iterations"]
         if ran["iterations"] > 0 and ran["seconds"] > 0:
-            it, units, sec = rates.get(s["device"], (0, 0.0, 0.0))
-            rates[s["device"]] = (it + ran["iterations"], units + work(cfg, at) - work(cfg, start),
-                                  sec + ran["seconds"])
-    left = work(cfg, run["total"]) - work(cfg, run["done"])
+            d = s["device"]
+            if d not in bench:
+                bench[d] = benchmark_ms(cfg.preset, d)
+            it, units, sec = rates.get(d, (0, 0.0, 0.0))
+            rates[d] = (it + ran["iterations"], units + work(cfg, at, bench[d]) - work(cfg, start, bench[d]),
+                        sec + ran["seconds"])
+    left = {d: work(cfg, run["total"], bench[d]) - work(cfg, run["done"], bench[d]) for d in rates}
     return {"rate_per_second": {d: round(it / sec, 3) for d, (it, _, sec) in rates.items()},
-            "hours_left": {d: round(left / (units / sec) / 3600, 1) for d, (_, units, sec) in rates.items()}}
+            "hours_left": {d: round(left[d] / (units / sec) / 3600, 1) for d, (_, units, sec) in rates.items()}}
 
 
 def _write_progress(directory: Path, cfg: Config, session: Dict[str, Any], runs: List[Dict[str, Any]]) -> Dict[str, Any]:
@@ -352,7 +385,7 @@ def _campaign_note(kind: str, directory: Path) -> str:
     r = next((r for r in record["runs"] if r["kind"] == kind), None)
     if r is None:
         return "No paper-scale run of this chapter has started yet (`scripts/campaign.py`)."
-    r = next(x for x in refreshed(record)["runs"] if x["kind"] == kind)
+    r = {**r, **_estimate(get_config(record["preset"]), record["sessions"], r)}  # as this code estimates it
     left = ", ".join(f"{v:,g} h on {d}" for d, v in r["hours_left"].items())
     basis = run_for(kind).work_basis
     return (f"No paper-scale run of this chapter has finished yet: the campaign (`scripts/campaign.py`) "
