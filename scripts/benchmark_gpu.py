@@ -28,6 +28,8 @@ iteration) and writes benchmarks/<device>.json with the device name and the code
     python scripts/benchmark_gpu.py                           # on a GPU, ~3 minutes
     python scripts/benchmark_gpu.py --smoke --device cpu      # smoke preset, seconds (CI)
     python scripts/benchmark_gpu.py --cases forward_cloning backprop_local --modes eager auto
+    python scripts/benchmark_gpu.py --device cpu --preset cpu --cases backprop_local backprop_shallow backprop_deep
+                                                              # what Chapter 4's stages cost at the cpu preset
 """
 
 from __future__ import annotations
@@ -197,6 +199,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--smoke", action="store_true", help="smoke preset, few iterations (CI)")
+    parser.add_argument("--preset", default=None, choices=sorted(vl.PRESETS),
+                        help="preset of the cases (default paper; smoke with --smoke); a preset other "
+                             "than paper writes benchmarks/<device>-<preset>.json")
     parser.add_argument("--cases", nargs="*", default=list(CASES), choices=CASES)
     parser.add_argument("--modes", nargs="*", default=None,
                         help="eager, auto (the device's compile setting), default, reduce-overhead "
@@ -210,7 +215,9 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=None, help="JSON file (default benchmarks/<device>.json)")
     parser.add_argument("--child", nargs=3, metavar=("CASE", "MODE", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    preset = "smoke" if args.smoke else "paper"
+    preset = args.preset or ("smoke" if args.smoke else "paper")
+    if args.smoke and preset != "smoke":
+        parser.error(f"--smoke runs the smoke preset, not {preset!r}")
     warmup = args.warmup if args.warmup is not None else (1 if args.smoke else 3)
     iterations = args.iterations if args.iterations is not None else (2 if args.smoke else 5)
     cma_steps = args.cma_steps if args.cma_steps is not None else (2 if args.smoke else 10)
@@ -224,7 +231,9 @@ def main(argv=None) -> int:
     modes = args.modes or (["eager"] if args.smoke or dev.type == "cpu" else ["eager", "auto"])
     name = device_name(args.device)
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:60]
-    out_path = Path(args.out) if args.out else ROOT / "benchmarks" / f"{'gpu' if dev.type == 'cuda' else 'cpu'}-{slug}.json"
+    suffix = "" if preset in ("paper", "smoke") else f"-{preset}"
+    out_path = Path(args.out) if args.out else (
+        ROOT / "benchmarks" / f"{'gpu' if dev.type == 'cuda' else 'cpu'}-{slug}{suffix}.json")
     print(f"benchmark of the {preset} preset's iterations on {name}; torch {torch.__version__}, "
           f"code {vl.artifacts.code_version()}; {warmup} warm-up + {iterations} timed iterations")
     header = (f"{'case':<18} {'mode':<16} {'ms/iter':>10} {'launches':>9} {'kernels':>8} {'peak MB':>9} "
@@ -243,7 +252,7 @@ def main(argv=None) -> int:
                 out = str(Path(tmp) / f"{case}-{mode}.json")
                 cmd = [sys.executable, __file__, "--device", args.device, "--warmup", str(warmup),
                        "--iterations", str(iterations), "--cma-steps", str(cma_steps),
-                       *(["--smoke"] if args.smoke else []), "--child", case, mode, out]
+                       "--preset", preset, "--child", case, mode, out]
                 try:
                     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.case_timeout)
                     failed = proc.returncode != 0
