@@ -25,6 +25,18 @@ def _random_weights(sizes, groups, seed=0, dtype=torch.float64):
              0.1 * torch.randn(groups, A, B, generator=gen, dtype=dtype)) for A, B in zip(sizes[:-1], sizes[1:])]
 
 
+def test_sgd_step_by_formulas_equals_autograd():
+    sizes, G, n = [5, 4, 3], 2, 6
+    weights = _random_weights(sizes, G)
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn(G, n, 5, generator=gen, dtype=torch.float64)
+    labels = torch.randint(3, (G, n), generator=gen)
+    by_autograd, _ = bp.mlp_sgd_step(weights, x, labels, 0.3)
+    for (w, b), (w2, b2) in zip(by_autograd, bp.formula_sgd_step(weights, x, labels, 0.3)):
+        torch.testing.assert_close(w, w2)
+        torch.testing.assert_close(b, b2)
+
+
 @pytest.mark.parametrize("horizon, fresh_draws", [(1, 5), (10 ** 9, 1)])
 def test_a_network_stage_draws_fresh_learners_only_when_one_is_replaced(monkeypatch, horizon, fresh_draws):
     """The warm-up of fresh learners (up to ``warmup_max`` SGD steps) runs only in iterations

@@ -61,6 +61,17 @@ def test_compiled_network_stage_rollout_equals_eager(eager_ticks):
                                            "backprop_cloning.deep_own_iterations": 0})
     fast = _run_both(bp.BackpropCloningTask, cfg, 2)
     assert fast.rollouts["shallow"].compiled, fast.rollouts["shallow"].error
+    assert fast.warmup_step.compiled, fast.warmup_step.error  # the fresh learners' warm-up SGD
+
+
+def test_the_warm_up_sgd_step_compiles_into_one_graph():
+    import torch._dynamo as dynamo
+
+    gen = torch.Generator().manual_seed(0)
+    weights = bp.init_weights([16, 4, 3], 2, gen)
+    explained = dynamo.explain(bp.formula_sgd_step)(weights, torch.randn(2, 5, 16, generator=gen),
+                                                    torch.randint(3, (2, 5), generator=gen), 0.1)
+    assert (explained.graph_count, explained.graph_break_count) == (1, 0), explained.break_reasons
 
 
 @pytest.mark.parametrize("stage", ["local", "shallow", "deep_gt", "deep_own"])

@@ -67,7 +67,15 @@ from .experiment import (
     sgd_accuracy,
     train_and_save,
 )
-from .ground_truth import Weights, errors_and_grads, init_weights, mlp_backprop, mlp_forward, mlp_sgd_step
+from .ground_truth import (
+    Weights,
+    errors_and_grads,
+    formula_sgd_step,
+    init_weights,
+    mlp_backprop,
+    mlp_forward,
+    mlp_sgd_step,
+)
 from .learner import (
     CLONE_LAYOUT,
     assert_no_autograd,

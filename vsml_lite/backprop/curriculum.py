@@ -19,7 +19,7 @@ import functools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import torch
 from torch import nn
@@ -30,7 +30,7 @@ from ..data import NUM_CLASSES, TensorData, downsample_dataset, load_dataset
 from ..device import get_device, make_generator, to_device
 from ..layer import LayerState
 from ..network import SubLSTM, VSMLNetwork, average_learner_batch, cross_entropy_error
-from .ground_truth import Weights, errors_and_grads, init_weights, mlp_forward, mlp_sgd_step
+from .ground_truth import Weights, errors_and_grads, formula_sgd_step, init_weights, mlp_forward
 from .learner import CLONE_LAYOUT, learning_rate, make_learner, new_clone_lstm, read_weights, state_from_weights
 
 #: Curriculum stages of Appendix B, in order.
@@ -128,7 +128,7 @@ def stage_groups(cfg: Config, stage: str) -> int:
 
 
 def sample_stage(cfg: Config, stage: str, data: Optional[TensorData], gen: torch.Generator, device,
-                 fresh: bool = True):
+                 fresh: bool = True, sgd_step: Callable[..., Weights] = formula_sgd_step):
     """One training example of a stage: ``(weights, batches, errors_from, given_errors)``.
 
     ``local``: ``local_batch`` sub-LSTMs in groups of ``local_copies`` that share
@@ -138,7 +138,8 @@ def sample_stage(cfg: Config, stage: str, data: Optional[TensorData], gen: torch
     weights after a random number of plain SGD steps (see ``warmup_max``). With ``fresh=False``
     a network stage draws no fresh weights (``weights`` is ``None``): when no learner of the
     pool is replaced this step (:func:`_draw_resets`), the warm-up's SGD steps, most of an
-    iteration's kernels on a GPU, would be thrown away."""
+    iteration's kernels on a GPU, would be thrown away. ``sgd_step`` runs one warm-up step
+    (:func:`formula_sgd_step`, or a compiled one: :class:`BackpropCloningTask`)."""
     p = cfg.backprop_cloning
     sizes = stage_sizes(cfg, stage)
     if stage == "local":
@@ -175,7 +176,7 @@ def sample_stage(cfg: Config, stage: str, data: Optional[TensorData], gen: torch
         # All warm-up batches in one draw (the same numbers as `warm` draws of [G, n]) and one copy.
         images, labels = pick(torch.randint(len(data), (warm, G, n), generator=gen))
         for k in range(warm):  # plain SGD from the fresh weights: realistic weights to start from
-            weights, _ = mlp_sgd_step(weights, images[k], labels[k], learning_rate(cfg))
+            weights = sgd_step(weights, images[k], labels[k], learning_rate(cfg))
     batches = [pick(torch.randint(len(data), (G, n), generator=gen)) for _ in range(p.rollout)]
     return weights, batches, "labels", stage == "deep_gt"
 
@@ -344,6 +345,10 @@ class BackpropCloningTask:
         mode = compiled.resolve(cfg.compile, self.device)
         self.rollouts = {s: compiled.Step(functools.partial(rollout_losses, learner), mode, f"{self.name} ({s})")
                          for s, learner in self.learners.items()}
+        # The warm-up's SGD steps, hundreds per iteration: fused, without CUDA graphs (each
+        # step's output feeds the next call).
+        self.warmup_step = compiled.Step(formula_sgd_step, compiled.resolve(cfg.compile, self.device, graphs=False),
+                                         f"{self.name} (warm-up SGD)")
         self.gen = make_generator(cfg.seed + 1)
         self.opt = self.sched = self.opt_stage = None
         self.pool: Dict[str, object] = {}  # the current stage's persistent learners (see _refresh_pool)
@@ -383,7 +388,8 @@ class BackpropCloningTask:
         # drawn only when some are replaced.
         reset = _draw_resets(self.pool, stage_groups(cfg, stage), p.horizon, self.gen)
         weights, batches, errors_from, given = sample_stage(cfg, stage, self.data, self.gen, self.device,
-                                                            fresh=reset is None or bool(reset.any()))
+                                                            fresh=reset is None or bool(reset.any()),
+                                                            sgd_step=self.warmup_step)
         weights, start = _refresh_pool(self.pool, learner, weights, reset, batches[0][0].shape[1], p.state_scale)
         compiled.mark_step_begin(self.device)
         losses, final = self.rollouts[stage](weights, batches, learning_rate(cfg), p.value_unit, p.state_scale,

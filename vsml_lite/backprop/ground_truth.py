@@ -80,6 +80,19 @@ def mlp_sgd_step(weights: Weights, x: torch.Tensor, labels: torch.Tensor, lr: fl
     return new, logits
 
 
+def formula_sgd_step(weights: Weights, x: torch.Tensor, labels: torch.Tensor, lr: float) -> Weights:
+    """:func:`mlp_sgd_step`'s new weights by Eq. 14's formulas (:func:`errors_and_grads` of the
+    output error ``softmax - onehot``) instead of autograd (the test
+    ``test_sgd_step_by_formulas_equals_autograd`` holds them equal). Eagerly it costs about what
+    autograd does; it exists because ``torch.autograd.grad`` stops ``torch.compile``, and on a GPU
+    the curriculum's warm-up runs up to ``warmup_max`` of these steps per iteration, each a few
+    dozen kernels when eager."""
+    inputs, logits = mlp_forward(weights, x)
+    out_err = torch.softmax(logits, dim=-1) - nn.functional.one_hot(labels, logits.shape[-1]).to(logits.dtype)
+    _, grads = errors_and_grads(weights, inputs, out_err)
+    return [(w - lr * gw, b - lr * gb) for (w, b), (gw, gb) in zip(weights, grads)]
+
+
 def errors_and_grads(weights: Weights, inputs: List[torch.Tensor], out_err: torch.Tensor):
     """Backpropagate given per-example output errors ``[G, n, B]`` by the formulas the clone
     imitates; gradients are of the batch mean. Returns ``(errors, grads)`` like
