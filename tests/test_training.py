@@ -187,3 +187,8 @@ def test_code_versions_are_described_in_the_order_they_ran_each_once():
     # Chapter 5's record keeps one list per model; a version two models share counts once
     per_model = {"code_version": "z", "code_versions": {"vsml": ["a", "b"], "rnn": ["b", "c"]}}
     assert vl.artifacts.code_versions(per_model) == ["a", "b", "c"]
+    assert describe(per_model, labels={"vsml": "VSML"}) == (
+        "code z wrote the record; “VSML” was trained by 2 code versions across its sessions, the first a, "
+        "the last b (the record lists them all); “rnn” was trained by 2 code versions across its sessions, "
+        "the first b, the last c (the record lists them all)")
+    assert describe({"code_version": "z", "code_versions": {}}) == "code z wrote the record"

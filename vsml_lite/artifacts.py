@@ -171,9 +171,16 @@ def code_versions(meta: Dict[str, Any]) -> List[str]:
     return list(dict.fromkeys(versions))
 
 
-def describe_code_versions(meta: Dict[str, Any]) -> str:
+def describe_code_versions(meta: Dict[str, Any], labels: Optional[Dict[str, str]] = None) -> str:
     """:func:`code_versions` in words, for a chapter's scale note: ``"code <v>"`` for one,
-    else how many, the first and the last."""
+    else how many, the first and the last. A record that keeps one list per model (Chapter 5)
+    is described model by model (named by ``labels`` where given), after the code that wrote
+    the record: models trained before code versions were kept have none of their own."""
+    versions = meta.get("code_versions")
+    if isinstance(versions, dict):
+        trained = "".join(f"; “{(labels or {}).get(k, k)}” was trained by "
+                          f"{describe_code_versions({'code_versions': vs})}" for k, vs in versions.items())
+        return f"code {meta['code_version']} wrote the record{trained}"
     versions = code_versions(meta)
     if len(versions) == 1:
         return f"code {versions[0]}"
