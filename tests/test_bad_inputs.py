@@ -432,3 +432,30 @@ def test_a_garbage_or_unrecorded_cached_kernel_is_dropped(tmp_path):
     (tmp_path / "k.so.sha256").write_text(vl.validate.file_sha256(library))
     fused._drop_damaged_library(str(library))
     assert library.exists()
+
+
+def test_loading_the_kernel_holds_the_build_lock(tmp_path, monkeypatch):
+    """A process that checks the cached library while another rebuilds it took the half-linked
+    library for a damaged one and deleted it under the other's load; checking, building and
+    recording now happen under one lock on the build directory."""
+    fcntl = pytest.importorskip("fcntl")
+    import torch.utils.cpp_extension as ext
+
+    monkeypatch.setattr(fused, "_module", None)
+    monkeypatch.setattr(fused, "_failed", None)
+    monkeypatch.setattr(fused, "_build_directory", lambda: str(tmp_path))
+    monkeypatch.delenv(fused.FUSED_ENV_VAR, raising=False)
+    held = []
+
+    def load_inline(**kwargs):  # what another process would find while this one builds
+        with open(tmp_path / fused._LOCK_NAME, "a") as other:
+            try:
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                held.append(False)
+            except BlockingIOError:
+                held.append(True)
+        return object()
+
+    monkeypatch.setattr(ext, "load_inline", load_inline)
+    assert fused.available()
+    assert held == [True]
