@@ -77,7 +77,7 @@ run|campaign)
     # some case it timed both ways (BENCH_ARGS may name only the cases a window needs).
     compile=$(python3 - <<'PY'
 import glob, json, os
-files = glob.glob("benchmarks/gpu-*.json")
+files = glob.glob("benchmarks/*.json")
 best = "off"
 if files:  # the record the benchmark just wrote
     by_case = {}
