@@ -678,9 +678,10 @@ _LOCK_NAME = "vsml_lite.lock"
 @contextlib.contextmanager
 def _build_lock(build: str):
     """Hold an exclusive lock on the build directory (POSIX ``flock``; none elsewhere). Without
-    it a process that starts while another rebuilds the library takes the half-linked library
-    for a damaged one and deletes it, and the other's load then fails: a background campaign
-    ran eagerly, 2.7 times slower, for a whole session that way."""
+    it a process that starts while another rebuilds the library can take the half-linked
+    library for a damaged one and delete it under the other's load: on 2026-12-01 a background
+    campaign's load failed while another process rebuilt the library, and it ran eagerly, 2.7
+    times slower, for 41 minutes."""
     try:
         import fcntl
     except ImportError:  # not POSIX
