@@ -41,13 +41,16 @@ def test_compiled_forward_cloning_step_equals_eager(eager_ticks):
     assert not cloning.ForwardCloningTask(cfg.override({"compile": "off"})).loss.compiled
 
 
+def _stage_only(stage: str, iterations: int, device: str = "cpu") -> vl.Config:
+    """The smoke preset's backprop cloning with ``iterations`` of ``stage`` and no other stage."""
+    return vl.get_config("smoke").override({"device": device, **{f"backprop_cloning.{s}_iterations": 0
+                                                                 for s in bp.STAGES},
+                                            f"backprop_cloning.{stage}_iterations": iterations})
+
+
 @pytest.mark.slow
 def test_compiled_backprop_cloning_rollout_equals_eager(eager_ticks):
-    cfg = vl.get_config("smoke").override({"device": "cpu", "backprop_cloning.local_iterations": 2,
-                                           "backprop_cloning.shallow_iterations": 0,
-                                           "backprop_cloning.deep_gt_iterations": 0,
-                                           "backprop_cloning.deep_own_iterations": 0})
-    fast = _run_both(bp.BackpropCloningTask, cfg, 2)
+    fast = _run_both(bp.BackpropCloningTask, _stage_only("local", 2), 2)
     assert fast.rollouts["local"].compiled, fast.rollouts["local"].error
 
 
@@ -55,23 +58,9 @@ def test_compiled_backprop_cloning_rollout_equals_eager(eager_ticks):
 def test_compiled_network_stage_rollout_equals_eager(eager_ticks):
     """Stage ``shallow``: a network of cloned sub-LSTMs on MNIST labels, whose ground truth
     once came from torch.autograd.grad inside the compiled rollout."""
-    cfg = vl.get_config("smoke").override({"device": "cpu", "backprop_cloning.local_iterations": 0,
-                                           "backprop_cloning.shallow_iterations": 2,
-                                           "backprop_cloning.deep_gt_iterations": 0,
-                                           "backprop_cloning.deep_own_iterations": 0})
-    fast = _run_both(bp.BackpropCloningTask, cfg, 2)
+    fast = _run_both(bp.BackpropCloningTask, _stage_only("shallow", 2), 2)
     assert fast.rollouts["shallow"].compiled, fast.rollouts["shallow"].error
     assert fast.warmup_step.compiled, fast.warmup_step.error  # the fresh learners' warm-up SGD
-
-
-def test_the_warm_up_sgd_step_compiles_into_one_graph():
-    import torch._dynamo as dynamo
-
-    gen = torch.Generator().manual_seed(0)
-    weights = bp.init_weights([16, 4, 3], 2, gen)
-    explained = dynamo.explain(bp.formula_sgd_step)(weights, torch.randn(2, 5, 16, generator=gen),
-                                                    torch.randint(3, (2, 5), generator=gen), 0.1)
-    assert (explained.graph_count, explained.graph_break_count) == (1, 0), explained.break_reasons
 
 
 @pytest.mark.parametrize("stage", ["local", "shallow", "deep_gt", "deep_own"])
