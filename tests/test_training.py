@@ -192,3 +192,28 @@ def test_code_versions_are_described_in_the_order_they_ran_each_once():
         "the last b (the record lists them all); “rnn” was trained by 2 code versions across its sessions, "
         "the first b, the last c (the record lists them all)")
     assert describe({"code_version": "z", "code_versions": {}}) == "code z wrote the record"
+
+
+def test_run_outputs_leave_the_code_version_clean_and_code_changes_do_not(tmp_path):
+    """A GPU window's second command runs over the first one's checkpoints (campaign/) on an
+    older commit: its code is that commit's, and it must say so rather than refuse as dirty."""
+    import subprocess
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+
+    (tmp_path / "vsml_lite").mkdir()
+    (tmp_path / "campaign").mkdir()
+    (tmp_path / "vsml_lite" / "__init__.py").write_text("x = 1\n")
+    (tmp_path / "campaign" / "progress.json").write_text("{}\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "start")
+    describe = vl.artifacts._describe_checkout
+    clean = describe(tmp_path)
+    assert "+git." in clean and not clean.endswith("-dirty")
+    (tmp_path / "campaign" / "progress.json").write_text('{"done": 5}\n')
+    assert describe(tmp_path) == clean
+    (tmp_path / "vsml_lite" / "__init__.py").write_text("x = 2\n")
+    assert describe(tmp_path) == clean + "-dirty"

@@ -43,20 +43,32 @@ def code_version() -> str:
     return _CODE_VERSION_AT_IMPORT
 
 
-def _describe_checkout() -> str:
-    """``git describe`` of the checkout the package lives in, or the bare package version.
+#: Folders of the repository that runs write and code never reads as code: the campaign's
+#: checkpoints and progress, benchmark records. Uncommitted changes there leave the code
+#: version clean, so a GPU window's second command, whose copy of the repository holds the
+#: first command's checkpoints over an older commit, records that commit's code, which is
+#: the code it runs.
+RUN_OUTPUT_FOLDERS = ("campaign", "benchmarks")
+
+
+def _describe_checkout(root: Optional[Path] = None) -> str:
+    """``git describe`` of the checkout the package lives in (``root``: its top folder), with
+    ``-dirty`` for uncommitted changes to tracked files outside :data:`RUN_OUTPUT_FOLDERS`,
+    or the bare package version.
 
     Git is asked only when the package's own files are tracked in that repository: a package
     pip-installed into a virtual environment that happens to sit inside some other git
     repository must not record that repository's commit as its code version."""
     from . import __version__
 
-    root = Path(__file__).resolve().parent.parent
+    root = Path(root) if root is not None else Path(__file__).resolve().parent.parent
     try:
         run = dict(cwd=root, capture_output=True, text=True, timeout=10, check=True)
         subprocess.run(["git", "ls-files", "--error-unmatch", "--", f"{Path(__file__).parent.name}/__init__.py"], **run)
-        out = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=12"], **run)
-        return f"{__version__}+git.{out.stdout.strip()}"
+        out = subprocess.run(["git", "describe", "--always", "--abbrev=12"], **run)
+        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                  *(f":(exclude){f}" for f in RUN_OUTPUT_FOLDERS)], **run).stdout.strip()
+        return f"{__version__}+git.{out.stdout.strip()}{'-dirty' if changed else ''}"
     except (OSError, subprocess.SubprocessError):
         return __version__
 
