@@ -201,7 +201,7 @@ def main(argv=None) -> int:
     parser.add_argument("--smoke", action="store_true", help="smoke preset, few iterations (CI)")
     parser.add_argument("--preset", default=None, choices=sorted(vl.PRESETS),
                         help="preset of the cases (default paper; smoke with --smoke); a preset other "
-                             "than paper writes benchmarks/<device>-<preset>.json")
+                             "than paper or smoke writes benchmarks/<device>-<preset>.json")
     parser.add_argument("--cases", nargs="*", default=list(CASES), choices=CASES)
     parser.add_argument("--modes", nargs="*", default=None,
                         help="eager, auto (the device's compile setting), default, reduce-overhead "

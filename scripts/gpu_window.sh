@@ -21,7 +21,7 @@
 # Budget of step 2 (WINDOW_SECONDS, default 570 of the 600-second limit): the benchmark gets
 # BENCH_SECONDS (default 180; cases start within it and each may run CASE_TIMEOUT, default
 # 120 s, more) after the GPU tests (at most 150 s), the campaign what is left. BENCH_ARGS
-# picks cases, e.g. "--cases backprop_local backprop_shallow backprop_deep" (README).
+# picks cases, e.g. "--cases backprop_local backprop_shallow backprop_deep".
 # For a dry run of step 2 on the CPU, in a scratch clone:
 #   DEVICE=cpu BENCH_ARGS=--smoke CAMPAIGN_ARGS="--preset smoke" OUT=/tmp/o bash scripts/gpu_window.sh run
 set -euo pipefail
