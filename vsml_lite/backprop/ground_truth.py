@@ -13,6 +13,8 @@ from typing import List, Sequence, Tuple
 import torch
 from torch import nn
 
+from ..network import cross_entropy_error
+
 Weights = List[Tuple[torch.Tensor, torch.Tensor]]  # per layer: w [G, A, B], b [G, A, B]
 
 
@@ -88,8 +90,7 @@ def formula_sgd_step(weights: Weights, x: torch.Tensor, labels: torch.Tensor, lr
     the curriculum's warm-up runs up to ``warmup_max`` of these steps per iteration, each a few
     dozen kernels when eager."""
     inputs, logits = mlp_forward(weights, x)
-    out_err = torch.softmax(logits, dim=-1) - nn.functional.one_hot(labels, logits.shape[-1]).to(logits.dtype)
-    _, grads = errors_and_grads(weights, inputs, out_err)
+    _, grads = errors_and_grads(weights, inputs, cross_entropy_error(logits, labels))
     return [(w - lr * gw, b - lr * gb) for (w, b), (gw, gb) in zip(weights, grads)]
 
 
