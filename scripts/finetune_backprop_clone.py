@@ -58,10 +58,12 @@ def report(lstm, cfg, title: str, steps: int, seeds: int, datasets=("mnist",), a
                                      progress=False)
             for who in ("clone", "sgd"):
                 acc = out[who]["test_accuracy"]  # [seeds, points]
-                print(f"[{title}] {dataset} {arch}, {who:5s} test accuracy at steps {out['eval_steps']}: "
+                last, images = bp.final_accuracy(out, who, short)  # [seeds]
+                print(f"[{title}] {dataset} {arch}, {who:5s} test accuracy at steps {out['eval_steps']} "
+                      f"({short.backprop_cloning.eval_examples:,} test images): "
                       + " ".join(f"{100 * a:.1f}" for a in acc.mean(0).tolist())
-                      + f" (last: {100 * acc[:, -1].mean():.1f} ± {100 * seed_std(acc[:, -1]):.1f}% over {seeds} seeds)",
-                      flush=True)
+                      + f" (last, on {images:,} test images: {100 * last.mean():.1f} ± {100 * seed_std(last):.1f}% "
+                      f"over {seeds} seeds)", flush=True)
 
 
 def main() -> None:

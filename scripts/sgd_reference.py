@@ -39,7 +39,7 @@ def main() -> None:
     cfg = cfg.override({"backprop_cloning.test_steps": args.steps})
     p = cfg.backprop_cloning
     print(f"SGD on the network of {args.artifact}: {p.input_side}x{p.input_side} inputs, batches of "
-          f"{p.test_learner_batch}, {args.steps} steps, test accuracy on {p.eval_examples} test examples, "
+          f"{p.test_learner_batch}, {args.steps} steps, test accuracy on {bp.final_test_images(cfg):,} test examples, "
           f"mean ± std over {args.seeds} seeds; the clone was cloned at lr {bp.learning_rate(cfg):g}")
     print(f"{'dataset':<14} {'network':<8} " + " ".join(f"{'lr ' + format(lr, 'g'):>13}" for lr in args.lrs))
     for dataset in args.datasets:

@@ -490,6 +490,90 @@ def test_update_response_measures_one_connection_in_units_of_eta_e():
     assert len(fig.axes) == 1
 
 
+def test_the_final_accuracy_is_measured_on_its_own_count_of_test_images():
+    """The curves' points use ``eval_examples``; the accuracy after the last step uses
+    ``final_eval_examples`` (0: the same count, and then it is the curve's last point). The
+    table, the record's ``final`` and sgd_accuracy all read that final accuracy."""
+    gen = torch.Generator().manual_seed(5)
+    data = vl.TensorData(torch.randn(40, 16, generator=gen), torch.randint(10, (40,), generator=gen), "mnist", True)
+    lstm = bp.new_clone_lstm(_cfg())
+    runs = {}
+    for final in (0, 40):
+        cfg = _cfg(**{"backprop_cloning.test_steps": 6, "backprop_cloning.eval_every": 3,
+                      "backprop_cloning.eval_examples": 8, "backprop_cloning.final_eval_examples": final,
+                      "backprop_cloning.test_learner_batch": 4})
+        out = bp.learning_curves(lstm, cfg, data, data, [16, 10], seeds=[0, 1], progress=False)
+        assert bp.final_test_images(cfg) == (final or 8)
+        for who in ("clone", "sgd"):
+            assert out[who]["final_accuracy"].shape == (2,)
+            # accuracies on n images are multiples of 1 / n
+            torch.testing.assert_close(out[who]["final_accuracy"] * bp.final_test_images(cfg),
+                                       (out[who]["final_accuracy"] * bp.final_test_images(cfg)).round())
+        torch.testing.assert_close(bp.sgd_accuracy(cfg, data, data, [16, 10], [0, 1], bp.learning_rate(cfg)),
+                                   out["sgd"]["final_accuracy"])
+        row = bp.accuracy_table({"curriculum/mnist/shallow": {"curves": out}}, cfg)[0]
+        assert row["test images"] == (final or 8)
+        summary = bp.final_summary(out, cfg)
+        assert summary["clone_mean"] == pytest.approx(out["clone"]["final_accuracy"].mean().item())
+        assert summary["curve_clone_mean"] == pytest.approx(out["clone"]["test_accuracy"][:, -1].mean().item())
+        runs[final] = out
+    for who in ("clone", "sgd"):  # same learners, same curves; only the final measure differs
+        torch.testing.assert_close(runs[0][who]["test_accuracy"], runs[40][who]["test_accuracy"])
+        torch.testing.assert_close(runs[0][who]["final_accuracy"], runs[0][who]["test_accuracy"][:, -1])
+    assert any(not torch.equal(runs[40][who]["final_accuracy"], runs[40][who]["test_accuracy"][:, -1])
+               for who in ("clone", "sgd"))
+    # A run made before the final accuracy existed reads its curve's last point.
+    old = {who: {"test_accuracy": runs[40][who]["test_accuracy"]} for who in ("clone", "sgd")}
+    acc, images = bp.final_accuracy(old, "clone", cfg)
+    assert images == 8 and torch.equal(acc, runs[40]["clone"]["test_accuracy"][:, -1])
+
+
+@pytest.mark.parametrize("setting", ["eval_examples", "final_eval_examples"])
+def test_asking_for_more_test_images_than_the_split_has_is_refused(setting):
+    cfg = _cfg(**{"backprop_cloning.eval_examples": 8, f"backprop_cloning.{setting}": 41,
+                  "backprop_cloning.test_steps": 2})
+    data = vl.TensorData(torch.randn(40, 16), torch.randint(10, (40,)), "mnist", True)
+    with pytest.raises(ValueError, match=f"{setting}=41 is more than the 40 examples of the test split"):
+        bp.learning_curves(bp.new_clone_lstm(cfg), cfg, data, data, [16, 10], seeds=[0], progress=False)
+    with pytest.raises(ValueError, match=f"{setting}=41"):
+        bp.sgd_accuracy(cfg, data, data, [16, 10], [0], 0.1)
+
+
+def test_a_reevaluation_keeps_the_clones_and_the_earlier_evaluation(tmp_path, data_root):
+    """Re-evaluating an artifact measures anew with the meta-test settings asked for, keeps
+    V_M bit for bit, and keeps the earlier evaluation in the record; a cloning setting is refused."""
+    from vsml_lite.backprop import curriculum, experiment
+
+    cfg = _cfg(**{"backprop_cloning.test_steps": 2, "backprop_cloning.eval_every": 2,
+                  "backprop_cloning.eval_examples": 8, "backprop_cloning.test_learner_batch": 2,
+                  "backprop_cloning.test_seeds": 2, "backprop_cloning.fidelity_steps": 2})
+    curve = {"steps": [1], "eval_steps": [1], **{who: {"train_loss": torch.zeros(2, 1), "test_accuracy": torch.ones(2, 1)}
+                                                 for who in ("clone", "sgd")}}
+    lstm, random = bp.new_clone_lstm(cfg), bp.new_clone_lstm(cfg)
+    trained = curriculum.CloneTrainResult(lstm=lstm, curves={"iteration": [1]}, seconds=1.0,
+                                          snapshots={"local": random.state_dict()}, code_versions=["old"])
+    results = {bp.run_key(*e): {"fidelity": {}, "curves": curve, "seconds": 2.0, "code_version": "old"}
+               for e in bp.EVALUATIONS}
+    source = experiment.save_backprop_clone(tmp_path / "bp", cfg, trained, results)
+    with pytest.raises(ValueError, match="not local_iterations"):
+        bp.reevaluate_backprop_clone(source, tmp_path / "new", changes={"local_iterations": 3}, progress=False)
+    path = bp.reevaluate_backprop_clone(source, tmp_path / "new", changes={"final_eval_examples": 16}, progress=False)
+    before, after = vl.load_artifact(source), vl.load_artifact(path)
+    for name in ("lstm", "lstm_random"):
+        assert before.tensors[name].keys() == after.tensors[name].keys()
+        assert all(torch.equal(before.tensors[name][k], after.tensors[name][k]) for k in before.tensors[name])
+    m = after.meta["metrics"]
+    assert m["earlier_evaluation"]["accuracy"] == before.meta["metrics"]["accuracy"]
+    assert m["earlier_evaluation"]["final"] == before.meta["metrics"]["final"]
+    assert {r["test images"] for r in m["accuracy"]} == {16}
+    assert all(f["test_images"] == 16 and f["curve_test_images"] == 8 for f in m["final"].values())
+    assert after.meta["config"]["backprop_cloning"]["final_eval_examples"] == 16
+    assert after.meta["curves"] == before.meta["curves"] and m["train_seconds"] == 1.0
+    assert before.meta["code_versions"] == ["old"]
+    assert after.meta["code_versions"] == ["old", vl.artifacts.code_version()]  # then the new meta-test's
+    assert not path.with_suffix(".eval.ckpt").exists()
+
+
 def test_sgd_accuracy_is_the_last_point_of_the_sgd_curve():
     """sgd_accuracy runs the SGD side of learning_curves (same batches, same initial weights)
     at any rate; at the cloned rate it ends where the curve's SGD ends, and another rate

@@ -12,7 +12,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import nn
 
-from ..artifacts import code_version, live_path, load_checkpoint, save_artifact, save_checkpoint
+from ..artifacts import code_version, live_path, load_artifact, load_checkpoint, save_artifact, save_checkpoint
 from ..config import Config
 from ..data import NUM_CLASSES, TensorData, check_datasets, downsample_dataset, load_dataset
 from ..device import get_device, make_generator
@@ -56,8 +56,9 @@ def learning_curves(lstm: SubLSTM, cfg: Config, train: TensorData, test: TensorD
     Returns:
         ``steps [T]``, ``eval_steps [P]`` and for ``clone`` and ``sgd``: ``train_loss [S, T]``
         (mean cross-entropy of each step's batch, before learning from it) and
-        ``test_accuracy [S, P]`` (on the first ``eval_examples`` of ``test``); ``None`` when
-        the deadline came first.
+        ``test_accuracy [S, P]`` (on the first ``eval_examples`` of ``test``) and
+        ``final_accuracy [S]`` (after the last step, on the first :func:`final_test_images`);
+        ``None`` when the deadline came first.
     """
     from tqdm.auto import tqdm
 
@@ -68,8 +69,7 @@ def learning_curves(lstm: SubLSTM, cfg: Config, train: TensorData, test: TensorD
     S, n, T = len(seeds), p.test_learner_batch, p.test_steps
     batch, weights = _seeded_runs(train, layer_sizes, seeds, n, device)
     learner = make_learner(lstm, cfg, layer_sizes)
-    xs_test = test.images[:p.eval_examples].to(device)
-    ys_test = test.labels[:p.eval_examples].to(device)
+    check_test_size(test, cfg)
     if resume is None:
         out = {"steps": list(range(1, T + 1)), "eval_steps": [],
                "clone": {"train_loss": torch.zeros(S, T), "test_accuracy": []},
@@ -80,14 +80,24 @@ def learning_curves(lstm: SubLSTM, cfg: Config, train: TensorData, test: TensorD
     else:
         state, sgd, out, first = _resume_curves(resume, list(seeds), list(layer_sizes), n, T, device)
 
+    def accuracy(examples):  # (clone, SGD) test accuracy [S] on the first ``examples`` of test
+        xs, ys = test.images[:examples].to(device), test.labels[:examples].to(device)
+        with torch.no_grad():
+            acc_c = (predict(learner, state, xs, S).argmax(-1) == ys).float().mean(-1)
+            _, logits = mlp_forward(sgd, xs.expand(S, -1, -1))
+            acc_s = (logits.argmax(-1) == ys).float().mean(-1)
+        return acc_c.cpu(), acc_s.cpu()
+
     def evaluate(step):
         out["eval_steps"].append(step)
-        with torch.no_grad():
-            acc_c = (predict(learner, state, xs_test, S).argmax(-1) == ys_test).float().mean(-1)
-            _, logits = mlp_forward(sgd, xs_test.expand(S, -1, -1))
-            acc_s = (logits.argmax(-1) == ys_test).float().mean(-1)
-        out["clone"]["test_accuracy"].append(acc_c.cpu())
-        out["sgd"]["test_accuracy"].append(acc_s.cpu())
+        point = accuracy(p.eval_examples)
+        for who, acc in zip(("clone", "sgd"), point):
+            out[who]["test_accuracy"].append(acc)
+        if step == T:
+            examples = final_test_images(cfg)
+            final = point if examples == p.eval_examples else accuracy(examples)
+            for who, acc in zip(("clone", "sgd"), final):
+                out[who]["final_accuracy"] = acc
 
     def where(done):
         return {"step": done, "seeds": list(seeds), "layer_sizes": list(layer_sizes), "out": copy.deepcopy(out),
@@ -126,6 +136,23 @@ def learning_curves(lstm: SubLSTM, cfg: Config, train: TensorData, test: TensorD
     return out
 
 
+def final_test_images(cfg: Config) -> int:
+    """How many test examples the accuracy after a run's last step is measured on:
+    ``final_eval_examples``, or where that is 0, ``eval_examples`` (the curves' count)."""
+    p = cfg.backprop_cloning
+    return p.final_eval_examples or p.eval_examples
+
+
+def check_test_size(test: TensorData, cfg: Config) -> None:
+    """Refuse an evaluation that asks for more test examples than the split has (slicing
+    would silently use fewer)."""
+    p = cfg.backprop_cloning
+    for name in ("eval_examples", "final_eval_examples"):
+        if getattr(p, name) > len(test):
+            raise ValueError(f"config backprop_cloning.{name}={getattr(p, name):,} is more than the "
+                             f"{len(test):,} examples of the test split")
+
+
 def _resume_curves(snap: Dict[str, object], seeds: List[int], layer_sizes: List[int], n: int, T: int, device):
     """``(state, sgd, out, first step)`` of a :func:`learning_curves` snapshot, checked against
     the run it is to continue."""
@@ -161,13 +188,16 @@ def sgd_accuracy(cfg: Config, train: TensorData, test: TensorData, layer_sizes: 
     """Test accuracy ``[S]`` of plain SGD at rate ``lr`` after ``test_steps`` steps, on the
     data, batches and initial weights that :func:`learning_curves` gives the clone and SGD for
     the same seeds: what a perfect clone of SGD at that rate would reach. At
-    ``lr = learning_rate(cfg)`` it is the SGD curve's last point."""
+    ``lr = learning_rate(cfg)`` it is the SGD run's ``final_accuracy`` (on the first
+    :func:`final_test_images` test examples)."""
     p = cfg.backprop_cloning
+    check_test_size(test, cfg)
     device = train.images.device  # SGD runs where the data lives
     batch, weights = _seeded_runs(train, layer_sizes, seeds, p.test_learner_batch, device)
     for t in range(p.test_steps):
         weights, _ = mlp_sgd_step(weights, *batch(t), lr)
-    xs, ys = test.images[:p.eval_examples].to(device), test.labels[:p.eval_examples].to(device)
+    examples = final_test_images(cfg)
+    xs, ys = test.images[:examples].to(device), test.labels[:examples].to(device)
     with torch.no_grad():
         _, logits = mlp_forward(weights, xs.expand(len(seeds), -1, -1))
     return (logits.argmax(-1) == ys).float().mean(-1).cpu()
@@ -268,28 +298,48 @@ def evaluate_clones(cfg: Config, lstms: Dict[str, SubLSTM], cache: Union[str, Pa
 
 #: Column order of :func:`accuracy_table` (JSON records sort keys; display in this order).
 ACCURACY_COLUMNS = ("clone", "dataset", "arrangement", "steps", "clone accuracy", "SGD accuracy",
-                    "paper (clone)", "seeds")
+                    "paper (clone)", "seeds", "test images")
+
+
+def final_accuracy(curves: Dict[str, object], who: str, cfg: Config) -> Tuple[torch.Tensor, int]:
+    """``(accuracy [S], test images)`` of ``who`` (``"clone"`` or ``"sgd"``) after a run's
+    last step: its ``final_accuracy`` on :func:`final_test_images` images, or for a run made
+    before that was measured, the curve's last point (on ``eval_examples``)."""
+    if "final_accuracy" in curves[who]:
+        return curves[who]["final_accuracy"], final_test_images(cfg)
+    return curves[who]["test_accuracy"][:, -1], cfg.backprop_cloning.eval_examples
 
 
 def accuracy_table(results: Dict[str, Dict], cfg: Config) -> List[Dict[str, object]]:
     """Rows of the chapter's results table: final test accuracy of the clone and of SGD (mean
-    ± std over seeds) beside the paper's number."""
+    ± std over seeds, :func:`final_accuracy`) beside the paper's number."""
     rows = []
     for key, r in results.items():
         clone, dataset, arch = key.split("/")
-        c, s = r["curves"]["clone"]["test_accuracy"][:, -1], r["curves"]["sgd"]["test_accuracy"][:, -1]
+        (c, images), (s, _) = (final_accuracy(r["curves"], who, cfg) for who in ("clone", "sgd"))
         paper = PAPER_ACCURACY.get((dataset, arch)) if clone == "curriculum" else None
         rows.append({"clone": clone, "dataset": dataset, "arrangement": arch,
                      "steps": r["curves"]["steps"][-1],
                      "clone accuracy": f"{100 * c.mean():.1f} ± {100 * c.std():.1f}%",
                      "SGD accuracy": f"{100 * s.mean():.1f} ± {100 * s.std():.1f}%",
                      "paper (clone)": f"{100 * paper:.0f}%" if paper else "-",
-                     "seeds": int(c.numel())})
+                     "seeds": int(c.numel()), "test images": images})
     return rows
 
 
+def final_summary(curves: Dict[str, object], cfg: Config) -> Dict[str, float]:
+    """A record's ``metrics.final`` entry of one run: the seeds' mean accuracy of the clone and
+    of SGD after the last step (:func:`final_accuracy`), on how many test images, and the
+    curve's last point (on ``eval_examples``) beside it."""
+    (c, images), (s, _) = (final_accuracy(curves, who, cfg) for who in ("clone", "sgd"))
+    return {"clone_mean": c.mean().item(), "sgd_mean": s.mean().item(), "test_images": images,
+            "curve_clone_mean": curves["clone"]["test_accuracy"][:, -1].mean().item(),
+            "curve_sgd_mean": curves["sgd"]["test_accuracy"][:, -1].mean().item(),
+            "curve_test_images": cfg.backprop_cloning.eval_examples}
+
+
 def save_backprop_clone(path: Union[str, Path], cfg: Config, result: CloneTrainResult,
-                        results: Dict[str, Dict]) -> Path:
+                        results: Dict[str, Dict], earlier: Optional[Dict[str, object]] = None) -> Path:
     """Save V_M of both clones, the learning curves (tensors) and a JSON record with the config,
     seed, cloning curves, fidelity and the accuracy table.
 
@@ -298,6 +348,8 @@ def save_backprop_clone(path: Union[str, Path], cfg: Config, result: CloneTrainR
     and ``code_versions`` lists the code of the cloning (oldest first), then any other code
     that ran a meta-test run (in the runs' order). A run from a cache written before runs
     were timed has neither; ``eval_untimed`` names such runs, so the sum is not read as the whole.
+    ``earlier``: a re-evaluated record's earlier meta-test (:func:`reevaluate_backprop_clone`),
+    kept as ``metrics.earlier_evaluation``.
     """
     timed = {k: {"seconds": r["seconds"], "code_version": r["code_version"],
                  "code_versions": r.get("code_versions", [r["code_version"]])}
@@ -307,19 +359,18 @@ def save_backprop_clone(path: Union[str, Path], cfg: Config, result: CloneTrainR
         c = r["curves"]
         curves[key] = {"steps": torch.tensor(c["steps"]), "eval_steps": torch.tensor(c["eval_steps"]),
                        **{f"{who}_{what}": c[who][what] for who in ("clone", "sgd")
-                          for what in ("train_loss", "test_accuracy")}}
+                          for what in ("train_loss", "test_accuracy", "final_accuracy") if what in c[who]}}
     meta = {
         "kind": KIND, "preset": cfg.preset, "seed": cfg.seed, "config": cfg.to_dict(),
         "clone_layout": CLONE_LAYOUT,
         "metrics": {"accuracy": accuracy_table(results, cfg),
-                    "final": {k: {"clone_mean": r["curves"]["clone"]["test_accuracy"][:, -1].mean().item(),
-                                  "sgd_mean": r["curves"]["sgd"]["test_accuracy"][:, -1].mean().item()}
-                              for k, r in results.items()},
+                    "final": {k: final_summary(r["curves"], cfg) for k, r in results.items()},
                     "fidelity": {k: r["fidelity"] for k, r in results.items()},
                     "train_seconds": round(result.seconds, 1),
                     "eval_seconds": round(sum(t["seconds"] for t in timed.values()), 1),
                     "eval_runs": timed, "eval_untimed": [k for k in results if k not in timed],
-                    "device": str(get_device(cfg.device))},
+                    "device": str(get_device(cfg.device)),
+                    **({"earlier_evaluation": earlier} if earlier is not None else {})},
         "curves": result.curves,
         "code_versions": list(dict.fromkeys([*result.code_versions,
                                              *(v for t in timed.values() for v in t["code_versions"])])),
@@ -365,6 +416,57 @@ def train_and_save(cfg: Config, out: Union[str, Path, None] = None, progress: bo
     ckpt.unlink(missing_ok=True)
     eval_ckpt.unlink(missing_ok=True)
     return path
+
+
+#: Settings a re-evaluation may change: the meta-test's, not the cloning's.
+META_TEST_SETTINGS = ("test_learner_batch", "test_steps", "eval_every", "eval_examples", "final_eval_examples",
+                      "test_seeds", "fidelity_steps")
+
+
+def reevaluate_backprop_clone(path: Union[str, Path], out: Union[str, Path, None] = None,
+                              changes: Optional[Dict[str, object]] = None, device: Optional[str] = None,
+                              progress: bool = True, deadline: Optional[float] = None) -> Optional[Path]:
+    """Meta-test the clones of the artifact at ``path`` again with today's evaluation code and
+    write the artifact to ``out`` (default: ``path`` itself): the clones' V_M and cloning curves
+    unchanged, new fidelity, learning curves and accuracy table. ``changes`` may set only
+    :data:`META_TEST_SETTINGS` (keys without the ``backprop_cloning.`` prefix), e.g.
+    ``{"final_eval_examples": 10_000}`` to measure a record made on 1,000 test images on the
+    whole split. ``device``: where to run it (default: the record's ``device`` setting).
+
+    The earlier evaluation is not lost: its accuracy table, final means, meta-test time and the
+    record's code versions are kept in ``metrics.earlier_evaluation``. The record's
+    ``code_versions`` are the earlier record's, then the new meta-test's code. Resumable like
+    :func:`train_and_save` (``<out>.eval.ckpt``); returns ``None`` when the deadline came first.
+    """
+    changes = dict(changes or {})
+    unknown = sorted(set(changes) - set(META_TEST_SETTINGS))
+    if unknown:
+        raise ValueError(f"a re-evaluation changes only the meta-test's settings {', '.join(META_TEST_SETTINGS)}; "
+                         f"not {', '.join(unknown)}")
+    path = Path(path)
+    out = Path(out) if out is not None else path
+    record = load_artifact(path)
+    cfg, lstms = load_backprop_clone(record)
+    cfg = cfg.override({**{f"backprop_cloning.{k}": v for k, v in changes.items()},
+                        **({"device": device} if device is not None else {})})
+    check_datasets(("mnist", "fashion_mnist"), cfg.data.root, cfg.data.download)
+    meta = record.meta
+    m = meta["metrics"]
+    earlier = {"code_version": meta["code_version"], "code_versions": meta["code_versions"],
+               "accuracy": m["accuracy"], "final": m["final"], "eval_seconds": m["eval_seconds"],
+               "config": meta["config"]["backprop_cloning"]}
+    trained = CloneTrainResult(lstm=lstms["curriculum"], curves=meta["curves"], seconds=m["train_seconds"],
+                               snapshots={"local": lstms["random"].state_dict()},
+                               code_versions=list(meta["code_versions"]))
+    device = get_device(cfg.device)
+    eval_ckpt = out.with_suffix(".eval.ckpt")
+    results = evaluate_clones(cfg, {k: v.to(device) for k, v in lstms.items()}, cache=eval_ckpt,
+                              progress=progress, deadline=deadline)
+    if len(results) < len(EVALUATIONS):
+        return None
+    saved = save_backprop_clone(out, cfg, trained, results, earlier=earlier)
+    eval_ckpt.unlink(missing_ok=True)
+    return saved
 
 
 def load_clone_state(cfg: Config, state_dict: Dict[str, torch.Tensor], layout: int = CLONE_LAYOUT) -> SubLSTM:
