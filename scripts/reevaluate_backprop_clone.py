@@ -47,6 +47,9 @@ def main(argv=None) -> int:
         path = bp.reevaluate_backprop_clone(source, out, changes=parse_set(args.set), device=args.device)
     except ValueError as bad:  # a setting that is not the meta-test's, or a value out of range
         raise SystemExit(f"error: {bad}") from None
+    except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: the run in progress left a snapshot
+        print(f"stopped ({stop}); the same command resumes from {out.with_suffix('.eval.ckpt')}", file=sys.stderr)
+        return 130
     m = vl.load_artifact(path).meta["metrics"]
     print(f"wrote {path.with_suffix('.pt')} and .json (meta-testing {bp.meta_test_time(m)})")
     print(vl.viz.markdown_table([{c: r[c] for c in bp.ACCURACY_COLUMNS} for r in m["accuracy"]]))

@@ -655,6 +655,8 @@ def test_a_meta_test_run_resumes_bit_for_bit_from_a_snapshot():
                                            snapshot_seconds=0), straight)
     assert [s["step"] for s in snaps] == list(range(1, 8))  # after every step but the last
     assert snaps[4]["state"][0]["h"].shape[0] == 2  # one copy of each of the 2 learners
+    for t in (snaps[4]["state"][0]["h"], snaps[4]["state"][0]["c"]):  # and no more is saved: not a view
+        assert t.untyped_storage().nbytes() == t.numel() * t.element_size()  # of all copies' storage
     for at in (2, 4):  # from step 3 (just after an accuracy point) and from step 5
         _assert_same_curves(bp.learning_curves(*args, seeds=[0, 1], progress=False, resume=snaps[at]), straight)
     with pytest.raises(ValueError, match="the snapshot is of a run with seeds"):

@@ -100,9 +100,11 @@ def learning_curves(lstm: SubLSTM, cfg: Config, train: TensorData, test: TensorD
                 out[who]["final_accuracy"] = acc
 
     def where(done):
+        # h[::n] is a view of all n copies' storage, which torch.save would write whole (on the
+        # CPU, where .cpu() copies nothing): 195 MB instead of 6 for the cpu preset's shallow run.
         return {"step": done, "seeds": list(seeds), "layer_sizes": list(layer_sizes), "out": copy.deepcopy(out),
                 "sgd": [(w.detach().cpu(), b.detach().cpu()) for w, b in sgd],
-                "state": [{"h": s.h[::n].cpu(), "c": s.c[::n].cpu(), "fwd_in": s.fwd_in.cpu(),
+                "state": [{"h": s.h[::n].cpu().clone(), "c": s.c[::n].cpu().clone(), "fwd_in": s.fwd_in.cpu(),
                            "bwd_in": s.bwd_in.cpu()} for s in state]}
 
     if first == 0:
