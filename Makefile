@@ -22,7 +22,9 @@ STAMP := $(VENV)/.installed
 # Building the book executes every chapter. Now and then a kernel never answers one execute
 # request (kernel and client both idle; an upstream jupyter_client/nbclient hang, seen here with
 # ipykernel 6.31 in a book build): the cell then times out (execute.timeout in _config.yml) and
-# the build runs once more. A real error fails both times.
+# the build runs once more. A real error fails both times. One cause is known and mended in the
+# build itself: pyzmq's asyncio poller missing the wake-up for a reply that has arrived
+# (book/_ext/kernel_poll.py); the retry stays for any other.
 BUILD_BOOK = jupyter-book build --all -W --keep-going
 # $(1): environment settings for the build, $(2): extra arguments.
 define build_book_with_retry

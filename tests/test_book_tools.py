@@ -146,3 +146,66 @@ def test_cpu_benchmark_counts_transcendentals_and_saved_bytes():
     # x @ w saves x (60 B; w only if x needed a gradient); sigmoid saves its output and the
     # square its input, one tensor (80 B), counted once
     assert bench.saved_bytes(Task(), 0) == 60 + 80
+
+
+def _load_extension(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "book" / "_ext" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class _MissedWakeUpSocket:
+    """A kernel socket whose message arrived before the first poll, which misses its wake-up
+    and returns empty at its timeout (what pyzmq's asyncio poller does now and then); any
+    later poll sees the message."""
+
+    def __init__(self):
+        self.polls = []  # the timeout (ms) of each poll
+
+    async def poll(self, timeout_ms):
+        self.polls.append(timeout_ms)
+        return len(self.polls) > 1
+
+
+class _Channel:
+    def __init__(self, socket):
+        self.socket = socket
+
+    async def _recv(self):
+        return {"msg_type": "execute_reply"}
+
+
+def test_the_book_build_waits_for_kernel_messages_in_slices(monkeypatch):
+    """book/_ext/kernel_poll.py: a wait of 600 s polls in slices of at most POLL_SLICE_SECONDS,
+    so a missed wake-up is seen at the next slice, not at the timeout; with no message the
+    wait ends with Empty once the timeout passes."""
+    import asyncio
+    from queue import Empty
+
+    pytest.importorskip("jupyter_client")
+    kernel_poll = _load_extension("kernel_poll")
+    socket = _MissedWakeUpSocket()
+    assert asyncio.run(kernel_poll.sliced_get_msg(_Channel(socket), timeout=600)) == {"msg_type": "execute_reply"}
+    assert socket.polls == [1000 * kernel_poll.POLL_SLICE_SECONDS] * 2  # not one poll of 600,000 ms
+    socket = _MissedWakeUpSocket()
+    assert asyncio.run(kernel_poll.sliced_get_msg(_Channel(socket), timeout=None))["msg_type"] == "execute_reply"
+
+    class Silent(_MissedWakeUpSocket):
+        async def poll(self, timeout_ms):
+            self.polls.append(timeout_ms)
+            await asyncio.sleep(timeout_ms / 1000)
+            return 0
+
+    monkeypatch.setattr(kernel_poll, "POLL_SLICE_SECONDS", 0.02)
+    silent = Silent()
+    with pytest.raises(Empty):
+        asyncio.run(kernel_poll.sliced_get_msg(_Channel(silent), timeout=0.1))
+    assert 4 <= len(silent.polls) <= 7 and max(silent.polls) <= 20
+    from jupyter_client.channels import AsyncZMQSocketChannel
+
+    original = AsyncZMQSocketChannel.get_msg
+    try:
+        assert kernel_poll.patch() and AsyncZMQSocketChannel.get_msg is kernel_poll.sliced_get_msg
+    finally:
+        AsyncZMQSocketChannel.get_msg = original
