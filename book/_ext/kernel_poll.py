@@ -19,6 +19,7 @@ patched; a notebook run in JupyterLab or by nbval (whose blocking client polls w
 
 from __future__ import annotations
 
+import math
 import time
 from queue import Empty
 
@@ -33,7 +34,8 @@ async def sliced_get_msg(self, timeout=None):
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         left = POLL_SLICE_SECONDS if deadline is None else max(0.0, deadline - time.monotonic())
-        if await self.socket.poll(int(1000 * min(POLL_SLICE_SECONDS, left))):
+        # rounded up: a poll of 0 ms under a deadline still ahead would spin until it passes
+        if await self.socket.poll(math.ceil(1000 * min(POLL_SLICE_SECONDS, left))):
             return await self._recv()
         if deadline is not None and time.monotonic() >= deadline:
             raise Empty
