@@ -118,7 +118,7 @@ SETTING_LABELS = {
     "input_side": "input image side", "test_steps": "meta-test steps", "test_seeds": "meta-test seeds",
     "test_learner_batch": "meta-test learner batch", "log_every": "iterations per loss-curve point",
     "checkpoint_every": "iterations per checkpoint", "eval_every": "steps per accuracy evaluation",
-    "eval_examples": "test images per evaluation", "final_eval_examples": "test images of the final accuracy",
+    "eval_examples": "test images per evaluation", "final_eval_examples": "test images of the final accuracy (0: as the curves)",
     "population": "CMA-ES population",
     "generations": "CMA-ES generations", "inner_steps": "learner steps per evaluation",
     "sigma0": "CMA-ES initial step size", "learner_batch": "learner copies per evaluation",
