@@ -409,13 +409,23 @@ def train_and_save(cfg: Config, out: Union[str, Path, None] = None, progress: bo
     if not result.finished:
         return None
     lstms = {"curriculum": result.lstm, "random": load_clone_state(cfg, result.snapshots["local"])}
+    path = _evaluate_and_save(cfg, lstms, result, out, eval_ckpt, progress, deadline)
+    if path is not None:
+        ckpt.unlink(missing_ok=True)
+    return path
+
+
+def _evaluate_and_save(cfg: Config, lstms: Dict[str, SubLSTM], result: CloneTrainResult, out: Path,
+                       eval_ckpt: Path, progress: bool, deadline: Optional[float],
+                       earlier: Optional[Dict[str, object]] = None) -> Optional[Path]:
+    """Meta-test both clones resumably (cache ``eval_ckpt``) and save the artifact, then drop
+    the cache; ``None`` when the deadline came first (the evaluation resumes next time)."""
     device = get_device(cfg.device)
-    lstms = {k: v.to(device) for k, v in lstms.items()}
-    results = evaluate_clones(cfg, lstms, cache=eval_ckpt, progress=progress, deadline=deadline)
-    if len(results) < len(EVALUATIONS):  # the deadline came first; the evaluation resumes next time
+    results = evaluate_clones(cfg, {k: v.to(device) for k, v in lstms.items()}, cache=eval_ckpt,
+                              progress=progress, deadline=deadline)
+    if len(results) < len(EVALUATIONS):
         return None
-    path = save_backprop_clone(out, cfg, result, results)
-    ckpt.unlink(missing_ok=True)
+    path = save_backprop_clone(out, cfg, result, results, earlier=earlier)
     eval_ckpt.unlink(missing_ok=True)
     return path
 
@@ -460,15 +470,8 @@ def reevaluate_backprop_clone(path: Union[str, Path], out: Union[str, Path, None
     trained = CloneTrainResult(lstm=lstms["curriculum"], curves=meta["curves"], seconds=m["train_seconds"],
                                snapshots={"local": lstms["random"].state_dict()},
                                code_versions=list(meta["code_versions"]))
-    device = get_device(cfg.device)
-    eval_ckpt = out.with_suffix(".eval.ckpt")
-    results = evaluate_clones(cfg, {k: v.to(device) for k, v in lstms.items()}, cache=eval_ckpt,
-                              progress=progress, deadline=deadline)
-    if len(results) < len(EVALUATIONS):
-        return None
-    saved = save_backprop_clone(out, cfg, trained, results, earlier=earlier)
-    eval_ckpt.unlink(missing_ok=True)
-    return saved
+    return _evaluate_and_save(cfg, lstms, trained, out, out.with_suffix(".eval.ckpt"), progress, deadline,
+                              earlier=earlier)
 
 
 def load_clone_state(cfg: Config, state_dict: Dict[str, torch.Tensor], layout: int = CLONE_LAYOUT) -> SubLSTM:
