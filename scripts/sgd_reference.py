@@ -8,6 +8,7 @@ script prints that, and the same at other rates, as the reference for the accura
 
     python scripts/sgd_reference.py                      # the shipped clone's scale, 1,000 steps
     python scripts/sgd_reference.py --lrs 0.02 0.1 --steps 600 --seeds 6
+    python scripts/sgd_reference.py --lrs 0.03 0.05 0.06 0.07 0.08 0.1 --test-images 10000
 
 Each run is ``bp.sgd_accuracy`` (the SGD side of ``bp.learning_curves``), a few seconds on
 one core.
@@ -16,6 +17,7 @@ one core.
 from __future__ import annotations
 
 import argparse
+import sys
 
 import vsml_lite as vl
 from vsml_lite import backprop as bp
@@ -23,7 +25,7 @@ from vsml_lite import backprop as bp
 from _cli import positive_float, positive_int, seed_std
 
 
-def main() -> None:
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--artifact", default=str(vl.shipped_path(bp.KIND)),
                         help="backprop-cloning artifact whose config sets the network and data (default: shipped)")
@@ -32,11 +34,15 @@ def main() -> None:
     parser.add_argument("--seeds", type=positive_int, default=6)
     parser.add_argument("--datasets", nargs="+", default=["mnist", "fashion_mnist"], choices=["mnist", "fashion_mnist"])
     parser.add_argument("--archs", nargs="+", default=["shallow", "deep"], choices=["shallow", "deep"])
-    args = parser.parse_args()
+    parser.add_argument("--test-images", type=positive_int, default=None,
+                        help="test images of the accuracy after the last step (default: the artifact's "
+                             "backprop_cloning.final_eval_examples, or its eval_examples where that is 0)")
+    args = parser.parse_args(argv)
 
     vl.device.use_free_cores()
     cfg, _ = bp.load_backprop_clone(vl.load_artifact(args.artifact))
-    cfg = cfg.override({"backprop_cloning.test_steps": args.steps})
+    cfg = cfg.override({"backprop_cloning.test_steps": args.steps,
+                        **({"backprop_cloning.final_eval_examples": args.test_images} if args.test_images else {})})
     p = cfg.backprop_cloning
     print(f"SGD on the network of {args.artifact}: {p.input_side}x{p.input_side} inputs, batches of "
           f"{p.test_learner_batch}, {args.steps} steps, test accuracy on {bp.final_test_images(cfg):,} test examples, "
@@ -44,6 +50,9 @@ def main() -> None:
     print(f"{'dataset':<14} {'network':<8} " + " ".join(f"{'lr ' + format(lr, 'g'):>13}" for lr in args.lrs))
     for dataset in args.datasets:
         train, test = bp.load_split(cfg, dataset, True), bp.load_split(cfg, dataset, False)
+        if bp.final_test_images(cfg) > len(test):
+            raise SystemExit(f"error: --test-images {bp.final_test_images(cfg):,} is more than the {len(test):,} "
+                             f"images of the {dataset} test split")
         for arch in args.archs:
             sizes = bp.arrangement(cfg, arch)
             cells = []
@@ -51,7 +60,8 @@ def main() -> None:
                 acc = 100 * bp.sgd_accuracy(cfg, train, test, sizes, list(range(args.seeds)), lr)
                 cells.append(f"{acc.mean():.1f} ± {seed_std(acc):.1f}")
             print(f"{dataset:<14} {arch:<8} " + " ".join(f"{c:>13}" for c in cells), flush=True)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

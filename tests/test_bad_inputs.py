@@ -459,3 +459,28 @@ def test_loading_the_kernel_holds_the_build_lock(tmp_path, monkeypatch):
     monkeypatch.setattr(ext, "load_inline", load_inline)
     assert fused.available()
     assert held == [True]
+
+
+def _sgd_reference(*args):
+    root = Path(__file__).resolve().parents[1]
+    return subprocess.run([sys.executable, str(root / "scripts" / "sgd_reference.py"), "--datasets", "mnist",
+                           "--archs", "shallow", "--lrs", "0.08", "--seeds", "2", "--steps", "3", *args],
+                          capture_output=True, text=True, cwd=root, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def test_sgd_reference_measures_on_the_test_images_asked_for(data_root):
+    from vsml_lite import backprop as bp
+    out = _sgd_reference("--test-images", "300")
+    assert out.returncode == 0, out.stderr
+    assert "test accuracy on 300 test examples" in out.stdout
+    cfg, _ = bp.load_backprop_clone(vl.load_artifact(vl.shipped_path(bp.KIND)))
+    cfg = cfg.override({"backprop_cloning.test_steps": 3, "backprop_cloning.final_eval_examples": 300})
+    acc = 100 * bp.sgd_accuracy(cfg, bp.load_split(cfg, "mnist", True), bp.load_split(cfg, "mnist", False),
+                                bp.arrangement(cfg, "shallow"), [0, 1], 0.08)
+    assert f"{acc.mean():.1f} ± {_cli.seed_std(acc):.1f}" in out.stdout.splitlines()[-1]
+
+
+def test_sgd_reference_refuses_more_test_images_than_the_split_has(data_root):
+    out = _sgd_reference("--test-images", "20000")
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "error: --test-images 20,000 is more than the 10,000 images of the mnist test split" in out.stderr
