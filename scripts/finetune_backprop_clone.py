@@ -5,8 +5,9 @@ artifact's config plus ``--set`` overrides (by default stage ``local`` only), th
 
 * how well the clone holds a weight when the input is the MNIST background value and no error
   arrives (``bp.hold_drift``), before and after,
-* its fidelity to backpropagation part by part (``bp.fidelity``: one step; weights and biases
-  apart) and over 300 steps beside SGD (``bp.accumulated_fidelity``), before and after, and
+* its fidelity to backpropagation part by part (``bp.fidelity``: one step, in the shallow
+  arrangement and each of ``--archs``; weights and biases apart) and over 300 steps beside SGD
+  (``bp.accumulated_fidelity``), before and after, and
 * a shallow run of the clone beside SGD (``bp.learning_curves``) on MNIST (``--datasets``
   adds Fashion-MNIST), before and after.
 
@@ -43,11 +44,12 @@ def report(lstm, cfg, title: str, steps: int, seeds: int, datasets=("mnist",), a
     short = cfg.override({"backprop_cloning.test_steps": steps, "backprop_cloning.test_seeds": seeds})
     train, test = bp.load_split(short, "mnist", True), bp.load_split(short, "mnist", False)
     sizes = bp.arrangement(short, "shallow")
-    one = bp.fidelity(lstm, short, test, sizes, seed=cfg.seed)
+    for arch in dict.fromkeys(("shallow", *archs)):  # the deep learner's backward errors reach a hidden layer
+        one = bp.fidelity(lstm, short, test, bp.arrangement(short, arch), seed=cfg.seed)
+        print(f"[{title}] one step beside autograd (MNIST test, {arch}), cosine: forward {one['forward_cosine']:.3f}, "
+              f"backward {one['backward_cosine']:.3f}, weights {one['weight_cosine']:.3f}, "
+              f"biases {one['bias_cosine']:.3f}, both {one['update_cosine']:.3f}")
     total = bp.accumulated_fidelity(lstm, short, test, sizes, 300, learners=1, copies=8, seed=cfg.seed)
-    print(f"[{title}] one step beside autograd (MNIST test, shallow), cosine: forward {one['forward_cosine']:.3f}, "
-          f"backward {one['backward_cosine']:.3f}, weights {one['weight_cosine']:.3f}, "
-          f"biases {one['bias_cosine']:.3f}, both {one['update_cosine']:.3f}")
     print(f"[{title}] after 300 steps beside SGD: weight change {total['weight_total_ratio']:.2f}x SGD's at cosine "
           f"{total['weight_total_cosine']:.3f}; bias change {total['bias_total_ratio']:.2f}x at cosine "
           f"{total['bias_total_cosine']:.3f}")
