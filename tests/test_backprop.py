@@ -326,9 +326,15 @@ def test_shipped_artifact_records_what_made_it():
     assert set(final) == {bp.run_key(*e) for e in bp.EVALUATIONS}
     for dataset in ("mnist", "fashion_mnist"):  # what the chapter states about the shallow clone
         assert final[f"curriculum/{dataset}/shallow"]["clone_mean"] > 0.5
+    # The headline numbers are the runs' own: the accuracy after the last step on
+    # final_test_images (all 10,000 in the shipped record), and the curves' last point on the
+    # first eval_examples, each the mean of what the record's tensors hold.
     curves = record.tensors["learning_curves"]["curriculum/mnist/shallow"]
-    assert curves["clone_test_accuracy"][:, -1].mean().item() == pytest.approx(
-        final["curriculum/mnist/shallow"]["clone_mean"])
+    row = final["curriculum/mnist/shallow"]
+    assert row["test_images"] == bp.final_test_images(cfg)
+    assert curves["clone_final_accuracy"].mean().item() == pytest.approx(row["clone_mean"])
+    assert curves["sgd_final_accuracy"].mean().item() == pytest.approx(row["sgd_mean"])
+    assert curves["clone_test_accuracy"][:, -1].mean().item() == pytest.approx(row["curve_clone_mean"])
     assert curves["clone_test_accuracy"].shape[0] == cfg.backprop_cloning.test_seeds
 
 
