@@ -101,8 +101,9 @@ CPU_CLONE_BATCH, CPU_CLONE_ITERATIONS = 4096, 20_000
 #: 0.02, below the book's shallow bars of 88% and 78%; 89.6% and 77.8% at 0.08; 89.1% and 78.5%
 #: at 0.05. A clone at 0.05 (campaign/cpu_eta005/README.md) met both shallow bars but fell to
 #: 69.3% on deep Fashion-MNIST (bar 70%), and to 62.2% with 600 iterations of each deep stage
-#: instead of 100 (campaign/cpu_eta005_deep600/README.md), so this rate stays. ``python scripts/sgd_reference.py
-#: --lrs 0.02 0.05 0.08 --test-images 10000`` prints the SGD numbers.
+#: instead of 100 (campaign/cpu_eta005_deep600/README.md), so this rate stays.
+#: ``python scripts/sgd_reference.py --lrs 0.02 0.05 0.08 --test-images 10000`` prints the SGD
+#: numbers.
 CPU_UPDATE_SCALE = 0.04
 
 
