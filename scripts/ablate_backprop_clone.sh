@@ -15,9 +15,10 @@
 #   copies1      the control with 1 copy per learner
 #   shallow      200 iterations of stage `shallow` (MNIST) instead of `local`
 #   shallow41    the same, weights' part 4:1
-# Table 2 ("Holding over many steps"), from the shipped clone (backprop_cloning_cpu), 300 more
+# Table 2 ("Holding over many steps"), from the eta = 0.08 clone (shipped until the eta = 0.06 clone
+# replaced it; campaign/cpu_eta008/README.md), 300 more
 # iterations of stage `shallow` (MNIST, learners of 4 copies, net_lr 5e-4):
-#   cpu_before   the shipped clone as it is (an evaluation, no fine-tuning)
+#   cpu_before   the eta = 0.08 clone as it is (an evaluation, no fine-tuning)
 #   cpu_h100     learners kept for about 400 learner steps instead of 80 (horizon 100, not 20)
 #   cpu_b4       the update loss weighing the biases' part 4:1 against the weights'
 #   cpu_w0       cpu_b4 with horizon 100 and learners from fresh weights (warmup_max 0): do the
@@ -28,7 +29,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python}
 first=vsml_lite/pretrained/backprop_cloning_gpu
-shipped=vsml_lite/pretrained/backprop_cloning_cpu
+eta008=campaign/cpu_eta008/backprop_cloning_cpu
 common="backprop_cloning.local_batch=2048 backprop_cloning.local_iterations=2000 backprop_cloning.lr=5e-4"
 mnist="backprop_cloning.local_iterations=0 backprop_cloning.shallow_iterations=300"
 run() {
@@ -47,10 +48,10 @@ row() {
                         backprop_cloning.shallow_iterations=200 ;;
         shallow41)  run shallow41 $first --no-before --set backprop_cloning.local_iterations=0 \
                         backprop_cloning.shallow_iterations=200 "backprop_cloning.update_part_weights=(4.0,1.0)" ;;
-        cpu_before) run cpu_before $shipped --evaluate-only ;;
-        cpu_h100)   run cpu_h100 $shipped --no-before --set $mnist backprop_cloning.horizon=100 ;;
-        cpu_b4)     run cpu_b4 $shipped --no-before --set $mnist "backprop_cloning.update_part_weights=(1.0,4.0)" ;;
-        cpu_w0)     run cpu_w0 $shipped --no-before --set $mnist "backprop_cloning.update_part_weights=(1.0,4.0)" \
+        cpu_before) run cpu_before $eta008 --evaluate-only ;;
+        cpu_h100)   run cpu_h100 $eta008 --no-before --set $mnist backprop_cloning.horizon=100 ;;
+        cpu_b4)     run cpu_b4 $eta008 --no-before --set $mnist "backprop_cloning.update_part_weights=(1.0,4.0)" ;;
+        cpu_w0)     run cpu_w0 $eta008 --no-before --set $mnist "backprop_cloning.update_part_weights=(1.0,4.0)" \
                         backprop_cloning.horizon=100 backprop_cloning.warmup_max=0 ;;
         *) echo "unknown row '$1'; rows: before control parts41 copies4 copies1 shallow shallow41" \
                 "cpu_before cpu_h100 cpu_b4 cpu_w0" >&2; exit 2 ;;
