@@ -5,7 +5,7 @@ images, seed 1): the plain cosine, the cosine after removing each example's mean
 shift softmax ignores), that mean shift, and how often the predicted classes agree.
 
     VSML_DATA=... python probes/issue13_deep/forward_offset.py      # the probe's numbers
-    VSML_DATA=... python probes/issue13_deep/forward_offset.py --artifact campaign/cpu_eta006/backprop_cloning_cpu \
+    VSML_DATA=... python probes/issue13_deep/forward_offset.py --artifact vsml_lite/pretrained/backprop_cloning_cpu \
         --datasets mnist fashion_mnist --archs shallow deep --no-finetune
 """
 import argparse
