@@ -3,11 +3,11 @@
 Starts V_M from one of the clones of a backprop-cloning artifact, continues cloning with the
 artifact's config plus ``--set`` overrides (by default stage ``local`` only), then prints
 
-* how well the clone holds a weight when the input is the MNIST background value and no error
-  arrives (``bp.hold_drift``), before and after,
-* its fidelity to backpropagation part by part (``bp.fidelity``: one step, in the shallow
-  arrangement and each of ``--archs``; weights and biases apart) and over 300 steps beside SGD
-  (``bp.accumulated_fidelity``), before and after, and
+* how well the clone holds a weight when the input is the background value of MNIST (and of
+  each of ``--datasets``) and no error arrives (``bp.hold_drift``), before and after,
+* its fidelity to backpropagation part by part (``bp.fidelity``: one step on MNIST and each of
+  ``--datasets``, in the shallow arrangement and each of ``--archs``; weights and biases apart)
+  and over 300 steps beside SGD on MNIST (``bp.accumulated_fidelity``), before and after, and
 * a shallow run of the clone beside SGD (``bp.learning_curves``) on MNIST (``--datasets``
   adds Fashion-MNIST), before and after.
 
@@ -32,23 +32,29 @@ from vsml_lite import backprop as bp
 
 from _cli import parse_set, positive_int, seed_std
 
+NAMES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST"}
+
 
 def report(lstm, cfg, title: str, steps: int, seeds: int, datasets=("mnist",), archs=("shallow",)) -> None:
     """Print the background-value hold, the fidelity per part and a run of ``lstm`` beside SGD
     in each of ``archs`` on each of ``datasets``."""
-    d = bp.hold_drift(lstm, cfg, steps=200, every=200, input_value=bp.background_value("mnist"))
-    ratio = ", ".join(f"{w:+.1f}: {r:.2f}" for w, r in zip(d["weights"].tolist(), d["ratio"][-1].tolist()))
-    print(f"[{title}] weight held / weight at start after 200 error-free steps at the background value: {ratio}")
-    print(f"[{title}] bias after those steps (started at 0): "
-          + ", ".join(f"{b:+.3f}" for b in d["bias"][-1].tolist()))
+    for dataset in dict.fromkeys(("mnist", *datasets)):
+        d = bp.hold_drift(lstm, cfg, steps=200, every=200, input_value=bp.background_value(dataset))
+        ratio = ", ".join(f"{w:+.1f}: {r:.2f}" for w, r in zip(d["weights"].tolist(), d["ratio"][-1].tolist()))
+        where = f"{NAMES[dataset]}'s background value {bp.background_value(dataset):.2f}"
+        print(f"[{title}] weight held / weight at start after 200 error-free steps at {where}: {ratio}")
+        print(f"[{title}] bias after those steps (started at 0): "
+              + ", ".join(f"{b:+.3f}" for b in d["bias"][-1].tolist()))
     short = cfg.override({"backprop_cloning.test_steps": steps, "backprop_cloning.test_seeds": seeds})
-    train, test = bp.load_split(short, "mnist", True), bp.load_split(short, "mnist", False)
+    for dataset in dict.fromkeys(("mnist", *datasets)):
+        test = bp.load_split(short, dataset, False)
+        for arch in dict.fromkeys(("shallow", *archs)):  # the deep learner's backward errors reach a hidden layer
+            one = bp.fidelity(lstm, short, test, bp.arrangement(short, arch), seed=cfg.seed)
+            print(f"[{title}] one step beside autograd ({NAMES[dataset]} test, {arch}), cosine: forward "
+                  f"{one['forward_cosine']:.3f}, backward {one['backward_cosine']:.3f}, weights "
+                  f"{one['weight_cosine']:.3f}, biases {one['bias_cosine']:.3f}, both {one['update_cosine']:.3f}")
+    test = bp.load_split(short, "mnist", False)
     sizes = bp.arrangement(short, "shallow")
-    for arch in dict.fromkeys(("shallow", *archs)):  # the deep learner's backward errors reach a hidden layer
-        one = bp.fidelity(lstm, short, test, bp.arrangement(short, arch), seed=cfg.seed)
-        print(f"[{title}] one step beside autograd (MNIST test, {arch}), cosine: forward {one['forward_cosine']:.3f}, "
-              f"backward {one['backward_cosine']:.3f}, weights {one['weight_cosine']:.3f}, "
-              f"biases {one['bias_cosine']:.3f}, both {one['update_cosine']:.3f}")
     total = bp.accumulated_fidelity(lstm, short, test, sizes, 300, learners=1, copies=8, seed=cfg.seed)
     print(f"[{title}] after 300 steps beside SGD: weight change {total['weight_total_ratio']:.2f}x SGD's at cosine "
           f"{total['weight_total_cosine']:.3f}; bias change {total['bias_total_ratio']:.2f}x at cosine "
