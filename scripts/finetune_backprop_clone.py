@@ -126,11 +126,11 @@ def main() -> None:
         return
     print(f"fine-tuned in {time.perf_counter() - started:.0f} s; last losses: "
           + ", ".join(f"{k} {result.curves[k][-1]:.3f}" for k in ("forward", "backward", "update")))
-    with torch.no_grad():
-        report(result.lstm.cpu(), cfg, "after", args.steps, args.seeds, args.datasets, args.archs)
-    if args.save:
+    if args.save:  # before the report: its runs beside SGD can take an hour, and a stop there lost the V_M
         torch.save(result.lstm.state_dict(), args.save)
         print(f"saved V_M to {args.save}")
+    with torch.no_grad():
+        report(result.lstm.cpu(), cfg, "after", args.steps, args.seeds, args.datasets, args.archs)
 
 
 if __name__ == "__main__":
