@@ -32,7 +32,7 @@ from vsml_lite import backprop as bp
 
 from _cli import parse_set, positive_int, seed_std
 
-NAMES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST"}
+NAMES = vl.data.DATASET_NAMES
 
 
 def report(lstm, cfg, title: str, steps: int, seeds: int, datasets=("mnist",), archs=("shallow",)) -> None:
