@@ -46,23 +46,22 @@ def report(lstm, cfg, title: str, steps: int, seeds: int, datasets=("mnist",), a
         print(f"[{title}] bias after those steps (started at 0): "
               + ", ".join(f"{b:+.3f}" for b in d["bias"][-1].tolist()))
     short = cfg.override({"backprop_cloning.test_steps": steps, "backprop_cloning.test_seeds": seeds})
-    for dataset in dict.fromkeys(("mnist", *datasets)):
-        test = bp.load_split(short, dataset, False)
+    tests = {dataset: bp.load_split(short, dataset, False) for dataset in dict.fromkeys(("mnist", *datasets))}
+    for dataset, test in tests.items():
         for arch in dict.fromkeys(("shallow", *archs)):  # the deep learner's backward errors reach a hidden layer
             one = bp.fidelity(lstm, short, test, bp.arrangement(short, arch), seed=cfg.seed)
             print(f"[{title}] one step beside autograd ({NAMES[dataset]} test, {arch}), cosine: forward "
                   f"{one['forward_cosine']:.3f}, backward {one['backward_cosine']:.3f}, weights "
                   f"{one['weight_cosine']:.3f}, biases {one['bias_cosine']:.3f}, both {one['update_cosine']:.3f}")
-    test = bp.load_split(short, "mnist", False)
     sizes = bp.arrangement(short, "shallow")
-    total = bp.accumulated_fidelity(lstm, short, test, sizes, 300, learners=1, copies=8, seed=cfg.seed)
+    total = bp.accumulated_fidelity(lstm, short, tests["mnist"], sizes, 300, learners=1, copies=8, seed=cfg.seed)
     print(f"[{title}] after 300 steps beside SGD: weight change {total['weight_total_ratio']:.2f}x SGD's at cosine "
           f"{total['weight_total_cosine']:.3f}; bias change {total['bias_total_ratio']:.2f}x at cosine "
           f"{total['bias_total_cosine']:.3f}")
     for arch in archs:
         for dataset in datasets:
-            train, test = bp.load_split(short, dataset, True), bp.load_split(short, dataset, False)
-            out = bp.learning_curves(lstm, short, train, test, bp.arrangement(short, arch), seeds=list(range(seeds)),
+            train = bp.load_split(short, dataset, True)
+            out = bp.learning_curves(lstm, short, train, tests[dataset], bp.arrangement(short, arch), seeds=list(range(seeds)),
                                      progress=False)
             for who in ("clone", "sgd"):
                 acc = out[who]["test_accuracy"]  # [seeds, points]

@@ -273,6 +273,18 @@ def test_shipped_clone_matches_autograd_on_held_out_data(data_root):
             assert sim["bias_cosine"] > 0.95 and sim["weight_cosine"] > 0.9, sim
 
 
+def test_cosine_reads_tensors_flat_and_centred_ignores_a_per_row_shift():
+    a = torch.tensor([[1.0, 2.0, 3.0], [0.0, -1.0, 4.0]])
+    assert bp.cosine(a, 2 * a) == pytest.approx(1.0)
+    assert bp.cosine(a, -a) == pytest.approx(-1.0)
+    assert bp.cosine(torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])) == pytest.approx(0.0)
+    shifted = a + torch.tensor([[5.0], [-7.0]])  # each row moved by its own constant: softmax ignores it
+    assert bp.cosine(a, shifted) < 0.9
+    assert bp.cosine(a, shifted, centred=True) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="shapes differ"):
+        bp.cosine(a, a.reshape(-1))
+
+
 def test_fidelity_reports_weights_and_biases_apart_and_over_many_steps(data_root):
     """The combined update is the weights' and the biases' changes together; the accumulated
     comparison's SGD side is plain SGD from the same weights on the same batches."""

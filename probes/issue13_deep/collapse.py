@@ -29,17 +29,6 @@ LEARNERS, COPIES = 4, 16  # bp.one_step_comparison's defaults
 MOSTLY_BLANK = 0.5  # a pixel is "mostly blank" when more than this fraction of images show the background
 
 
-def centred_cosine(a, b):
-    """Cosine after removing each example's mean over the last axis (a shift softmax ignores,
-    and for the hidden layer one its tanh does not, so it is printed plainly there too)."""
-    a, b = a - a.mean(-1, keepdim=True), b - b.mean(-1, keepdim=True)
-    return torch.nn.functional.cosine_similarity(a.flatten(), b.flatten(), dim=0).item()
-
-
-def cosine(a, b):
-    return torch.nn.functional.cosine_similarity(a.flatten(), b.flatten(), dim=0).item()
-
-
 @torch.no_grad()
 def probe(lstm, cfg, data, sizes, warmup, seed, mostly_blank):
     gen = make_generator(seed)
@@ -64,15 +53,15 @@ def probe(lstm, cfg, data, sizes, warmup, seed, mostly_blank):
     fresh = bp.state_from_weights(learner, weights, n, scale)
     _, new_inputs, new_y = learner.forward_phase(fresh, x.reshape(G * n, -1))
     hid = exact_inputs[1].reshape(G * n, -1)
-    row = {"hidden drifted": cosine(drift_inputs[1], hid), "hidden rewritten": cosine(new_inputs[1], hid)}
+    row = {"hidden drifted": bp.cosine(drift_inputs[1], hid), "hidden rewritten": bp.cosine(new_inputs[1], hid)}
     rows = mostly_blank[None, :, None, None]  # the first layer's connections from mostly blank pixels
     for name, pick in (("blank rows", rows), ("other rows", ~rows)):
         s, f = state[0], fresh[0]
         mixed = [LayerState(torch.where(pick, f.h, s.h), torch.where(pick, f.c, s.c), s.fwd_in, s.bwd_in), *state[1:]]
         _, mixed_inputs, _ = learner.forward_phase(mixed, x.reshape(G * n, -1))
-        row[f"hidden, {name} rewritten"] = cosine(mixed_inputs[1], hid)
-    row.update({"logits drifted": centred_cosine(drift_y, exact_y.reshape(G * n, -1)),
-                "logits rewritten": centred_cosine(new_y, exact_y.reshape(G * n, -1)),
+        row[f"hidden, {name} rewritten"] = bp.cosine(mixed_inputs[1], hid)
+    row.update({"logits drifted": bp.cosine(drift_y, exact_y.reshape(G * n, -1), centred=True),
+                "logits rewritten": bp.cosine(new_y, exact_y.reshape(G * n, -1), centred=True),
                 "hidden std clone/sgd": (hid.std().item(), sgd_inputs[1].std().item()),
                 "hidden |max| clone/sgd": (hid.abs().max().item(), sgd_inputs[1].abs().max().item())})
     for l, ((w, b), (sw, sb)) in enumerate(zip(weights, sgd)):

@@ -26,7 +26,6 @@ rec = vl.load_artifact(args.artifact)
 cfg, clones = bp.load_backprop_clone(rec)
 cfg = cfg.override({"device": "cpu"})
 variants = [("record", None)] + ([] if args.no_finetune else [("deep500", "probes/issue13_deep/vm_deep500.pt")])
-cos = torch.nn.functional.cosine_similarity
 for dataset in args.datasets:
     test = bp.load_split(cfg, dataset, train=False)
     for arch in args.archs:
@@ -39,9 +38,8 @@ for dataset in args.datasets:
             pairs = bp.one_step_comparison(lstm, cfg, test, sizes, seed=1)
             y, g = pairs["forward outputs"]
             y, g = y.reshape(-1, 10), g.reshape(-1, 10)
-            yc, gc = y - y.mean(1, keepdim=True), g - g.mean(1, keepdim=True)
-            print(dataset, arch, name, "cos", round(cos(y.flatten(), g.flatten(), dim=0).item(), 3),
-                  "centred cos", round(cos(yc.flatten(), gc.flatten(), dim=0).item(), 3),
+            print(dataset, arch, name, "cos", round(bp.cosine(y, g), 3),
+                  "centred cos", round(bp.cosine(y, g, centred=True), 3),
                   "mean offset", round((y.mean(1) - g.mean(1)).mean().item(), 3),
                   "norms", round(y.norm().item(), 2), round(g.norm().item(), 2),
                   "argmax agree", round((y.argmax(1) == g.argmax(1)).float().mean().item(), 3), flush=True)

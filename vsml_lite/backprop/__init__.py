@@ -97,6 +97,7 @@ from .probes import (
     accumulated_comparison,
     accumulated_fidelity,
     background_value,
+    cosine,
     fidelity,
     hold_drift,
     one_step_comparison,

@@ -17,7 +17,17 @@ from .ground_truth import init_weights, mlp_backprop, mlp_sgd_step
 from .learner import learning_rate, make_learner, read_weights, state_from_weights
 
 
-def _cosine(a: torch.Tensor, b: torch.Tensor) -> float:
+def cosine(a: torch.Tensor, b: torch.Tensor, centred: bool = False) -> float:
+    """Cosine of ``a`` and ``b`` (same shape) read as flat vectors: the fidelity measure of
+    Chapter 4's tables and of the probes in ``probes/``.
+
+    ``centred=True`` first removes each row's mean over the last axis: for logits, a shift that
+    the softmax ignores, so the centred cosine says whether the clone's outputs agree up to it.
+    """
+    if a.shape != b.shape:
+        raise ValueError(f"cosine: shapes differ, {tuple(a.shape)} against {tuple(b.shape)}")
+    if centred:
+        a, b = a - a.mean(-1, keepdim=True), b - b.mean(-1, keepdim=True)
     return nn.functional.cosine_similarity(a.reshape(1, -1), b.reshape(1, -1)).item()
 
 
@@ -127,7 +137,7 @@ def fidelity(lstm: SubLSTM, cfg: Config, data: TensorData, layer_sizes: Sequence
     out = {}
     for name, key in (*PARTS.items(), ("all updates", "update")):
         c, t = pairs[name]
-        out[f"{key}_cosine"], out[f"{key}_rel_error"] = _cosine(c, t), _rel_error(c, t)
+        out[f"{key}_cosine"], out[f"{key}_rel_error"] = cosine(c, t), _rel_error(c, t)
     if accumulate:
         kept = {k: v for k, v in kw.items() if k in ("learners", "copies", "seed")}
         out.update(accumulated_fidelity(lstm, cfg, data, layer_sizes, accumulate, **kept))
@@ -142,7 +152,7 @@ def accumulated_fidelity(lstm: SubLSTM, cfg: Config, data: TensorData, layer_siz
     out = {}
     for name, (c, t) in accumulated_comparison(lstm, cfg, data, layer_sizes, steps, **kw).items():
         key = name.split()[0]
-        out[f"{key}_total_cosine"] = _cosine(c, t)
+        out[f"{key}_total_cosine"] = cosine(c, t)
         out[f"{key}_total_ratio"] = (c.norm() / t.norm().clamp_min(1e-12)).item()
     return out
 
