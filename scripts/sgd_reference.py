@@ -6,7 +6,7 @@ The cloned learner runs SGD at the rate it was cloned with (``bp.learning_rate``
 what SGD at that rate reaches on the same network, data order and initial weights, so this
 script prints that, and the same at other rates, as the reference for the accuracy bars::
 
-    python scripts/sgd_reference.py                      # the shipped clone's scale, 1,000 steps
+    python scripts/sgd_reference.py                      # the shipped clone's scale and rate, 1,000 steps
     python scripts/sgd_reference.py --lrs 0.02 0.1 --steps 600 --seeds 6
     python scripts/sgd_reference.py --lrs 0.03 0.05 0.06 0.07 0.08 0.1 --test-images 10000
 
@@ -29,7 +29,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--artifact", default=str(vl.shipped_path(bp.KIND)),
                         help="backprop-cloning artifact whose config sets the network and data (default: shipped)")
-    parser.add_argument("--lrs", nargs="+", type=positive_float, default=[0.02, 0.05, 0.1, 0.2])
+    parser.add_argument("--lrs", nargs="+", type=positive_float, default=None,
+                        help="SGD learning rates (default: the clone's own rate and 0.02 0.05 0.1 0.2)")
     parser.add_argument("--steps", type=positive_int, default=1000, help="SGD steps (the issue's bar: 1,000)")
     parser.add_argument("--seeds", type=positive_int, default=6)
     parser.add_argument("--datasets", nargs="+", default=["mnist", "fashion_mnist"], choices=["mnist", "fashion_mnist"])
@@ -44,6 +45,8 @@ def main(argv=None) -> int:
     cfg = cfg.override({"backprop_cloning.test_steps": args.steps,
                         **({"backprop_cloning.final_eval_examples": args.test_images} if args.test_images else {})})
     p = cfg.backprop_cloning
+    if args.lrs is None:  # with the clone's own rate: the reference its accuracy bars are read against
+        args.lrs = sorted({round(bp.learning_rate(cfg), 6), 0.02, 0.05, 0.1, 0.2})
     print(f"SGD on the network of {args.artifact}: {p.input_side}x{p.input_side} inputs, batches of "
           f"{p.test_learner_batch}, {args.steps} steps, test accuracy on {bp.final_test_images(cfg):,} test examples, "
           f"mean ± std over {args.seeds} seeds; the clone was cloned at lr {bp.learning_rate(cfg):g}")
