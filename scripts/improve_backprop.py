@@ -32,9 +32,11 @@ def main(argv=None) -> int:
     parser.add_argument("--search-only", default=None, metavar="FILE",
                         help="run only the search, without checkpoints, and save its result to FILE")
     args = parser.parse_args(argv)
+    with vl.distributed.process_group_from_env() as (rank, world):
+        return run(args, rank, world)
 
-    vl.distributed.init_distributed_from_env()
-    rank, world = vl.distributed.distributed_context()
+
+def run(args, rank: int, world: int) -> int:
     cfg, out = config_and_out(args, improve.KIND, makes_artifact=not args.search_only)
     i = cfg.improve
     if args.search_only:

@@ -43,9 +43,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.add_model and not args.reevaluate:
         parser.error("--add-model adds to an existing artifact: use it with --reevaluate")
+    with vl.distributed.process_group_from_env() as (rank, world):
+        return run(args, rank, world)
 
-    vl.distributed.init_distributed_from_env()
-    rank, world = vl.distributed.distributed_context()
+
+def run(args, rank: int, world: int) -> int:
     cfg, out = config_and_out(args, ml.KIND)
     if args.reevaluate and world > 1:
         raise SystemExit("--reevaluate runs in one process; start it without torchrun")

@@ -1,5 +1,6 @@
 """Chapter 6: CMA-ES on the cloned learner's V_M; the population axis; torch.distributed."""
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -115,6 +116,32 @@ def test_distributed_search_equals_the_single_process_one(tmp_path, data_root):
     assert a["processes"] == 1 and b["processes"] == 2
     torch.testing.assert_close(a["mean"], b["mean"], rtol=0, atol=0)
     assert a["history"] == b["history"]
+
+
+def test_a_scripts_process_group_ends_with_its_run_also_on_an_error(tmp_path, monkeypatch):
+    """``process_group_from_env`` destroys the group it started when the block ends, whether the
+    run returned or raised: a gloo group left to interpreter shutdown can abort the process
+    (the cause of a failed torchrun launch of the test above). Outside torchrun it starts
+    nothing and yields (0, 1)."""
+    import torch.distributed as dist
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    with vl.distributed.process_group_from_env() as (rank, world):
+        assert (rank, world) == (0, 1) and not dist.is_initialized()
+    for fails in (False, True):
+        init = tmp_path / f"init{fails}"
+
+        def start_one_process_group():
+            dist.init_process_group("gloo", init_method=f"file://{init}", rank=0, world_size=1)
+            return True
+
+        monkeypatch.setattr(vl.distributed, "init_distributed_from_env", start_one_process_group)
+        with pytest.raises(RuntimeError, match="the run failed") if fails else contextlib.nullcontext():
+            with vl.distributed.process_group_from_env() as (rank, world):
+                assert dist.is_initialized() and (rank, world) == (0, 1)
+                if fails:
+                    raise RuntimeError("the run failed")
+        assert not dist.is_initialized()
 
 
 def test_unknown_source_clone_is_an_error():

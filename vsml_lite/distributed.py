@@ -11,8 +11,9 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import Iterable, Tuple
+from typing import Iterable, Iterator, Tuple
 
 import torch
 
@@ -37,6 +38,26 @@ def init_distributed_from_env() -> bool:
     if torch.cuda.is_available():
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     return True
+
+
+@contextlib.contextmanager
+def process_group_from_env() -> Iterator[Tuple[int, int]]:
+    """A script's whole run under ``torchrun``: :func:`init_distributed_from_env` on entry,
+    yielding ``(rank, world_size)``, and the default process group destroyed on exit, also
+    when the block raises. Outside ``torchrun`` it only yields ``(0, 1)``.
+
+    The group must not outlive the script: gloo's worker threads left running at interpreter
+    shutdown can abort the process (SIGABRT, "terminate called without an active exception";
+    pytorch/pytorch#190489), which fails a run that had finished its work.
+    """
+    import torch.distributed as dist
+
+    started = init_distributed_from_env()
+    try:
+        yield distributed_context()
+    finally:
+        if started and dist.is_initialized():
+            dist.destroy_process_group()
 
 
 def shard(n: int) -> slice:
