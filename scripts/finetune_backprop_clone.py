@@ -32,8 +32,6 @@ from vsml_lite import backprop as bp
 
 from _cli import parse_set, positive_int, seed_std
 
-NAMES = vl.data.DATASET_NAMES
-
 
 def report(lstm, cfg, title: str, steps: int, seeds: int, datasets=("mnist",), archs=("shallow",)) -> None:
     """Print the background-value hold, the fidelity per part and a run of ``lstm`` beside SGD
@@ -41,7 +39,7 @@ def report(lstm, cfg, title: str, steps: int, seeds: int, datasets=("mnist",), a
     for dataset in dict.fromkeys(("mnist", *datasets)):
         d = bp.hold_drift(lstm, cfg, steps=200, every=200, input_value=bp.background_value(dataset))
         ratio = ", ".join(f"{w:+.1f}: {r:.2f}" for w, r in zip(d["weights"].tolist(), d["ratio"][-1].tolist()))
-        where = f"{NAMES[dataset]}'s background value {bp.background_value(dataset):.2f}"
+        where = f"{vl.DATASET_NAMES[dataset]}'s background value {bp.background_value(dataset):.2f}"
         print(f"[{title}] weight held / weight at start after 200 error-free steps at {where}: {ratio}")
         print(f"[{title}] bias after those steps (started at 0): "
               + ", ".join(f"{b:+.3f}" for b in d["bias"][-1].tolist()))
@@ -50,7 +48,7 @@ def report(lstm, cfg, title: str, steps: int, seeds: int, datasets=("mnist",), a
     for dataset, test in tests.items():
         for arch in dict.fromkeys(("shallow", *archs)):  # the deep learner's backward errors reach a hidden layer
             one = bp.fidelity(lstm, short, test, bp.arrangement(short, arch), seed=cfg.seed)
-            print(f"[{title}] one step beside autograd ({NAMES[dataset]} test, {arch}), cosine: forward "
+            print(f"[{title}] one step beside autograd ({vl.DATASET_NAMES[dataset]} test, {arch}), cosine: forward "
                   f"{one['forward_cosine']:.3f}, backward {one['backward_cosine']:.3f}, weights "
                   f"{one['weight_cosine']:.3f}, biases {one['bias_cosine']:.3f}, both {one['update_cosine']:.3f}")
     sizes = bp.arrangement(short, "shallow")
@@ -83,7 +81,7 @@ def main() -> None:
                         help="config overrides; stages other than 'local' get 0 iterations unless set")
     parser.add_argument("--steps", type=positive_int, default=300, help="learner steps of the shallow runs beside SGD")
     parser.add_argument("--seeds", type=positive_int, default=2, help="seeds of the shallow runs beside SGD")
-    parser.add_argument("--datasets", nargs="+", default=["mnist"], choices=["mnist", "fashion_mnist"],
+    parser.add_argument("--datasets", nargs="+", default=["mnist"], choices=list(vl.DATASET_NAMES),
                         help="datasets of the shallow run beside SGD")
     parser.add_argument("--archs", nargs="+", default=["shallow"], choices=["shallow", "deep"],
                         help="arrangements of the runs beside SGD (deep: 196 -> 32 -> 10 at 14 x 14)")

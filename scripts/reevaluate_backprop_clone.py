@@ -10,9 +10,9 @@ Only the meta-test's settings may change (``bp.META_TEST_SETTINGS``, without the
 ``backprop_cloning.`` prefix). Without ``--out`` the artifact goes to
 $VSML_ARTIFACTS/backprop_cloning_<label> (the source's label), never over the shipped one.
 Resumable: an interrupted run (Ctrl-C, SIGTERM) continues from <out>.eval.ckpt when started
-again with the same arguments. For the shipped clone (``cpu`` preset) one shallow run took
-2,605 s on one core beside other work, and a deep run has 3.4 times as many sub-LSTMs: about
-seven hours for all six runs, so the run is made to span sessions.
+again with the same arguments. For the shipped clone (``cpu`` preset) the six runs took
+6,990 s on one core beside other work (its record's ``metrics.eval_runs``: a shallow run
+960-1,077 s, a deep run 1,884-1,997 s), so the run is made to span sessions.
 """
 
 from __future__ import annotations

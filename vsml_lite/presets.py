@@ -55,8 +55,9 @@ def _cpu() -> Config:
         # sub-LSTMs, one copy each: the budget at which one copy cloned the weight update
         # (one-step weight cosine 0.99 on MNIST, Chapter 4.5); about an hour on one core.
         # Meta-testing runs 1,000 learner steps (6 runs x 6 seeds), the horizon of the
-        # chapter's accuracy table: hours on one core (a shallow run took 2,605 s beside other
-        # work, a deep one has 3.4 times the sub-LSTMs). Its curves are drawn on the first
+        # chapter's accuracy table: about two hours on one core (the shipped clone's record,
+        # metrics.eval_runs: 6,990 s in all, a shallow run 960-1,077 s, a deep one 1,884-1,997 s,
+        # beside other work). Its curves are drawn on the first
         # 1,000 test images, its final accuracy on all 10,000 (measured: the last step of a
         # shallow run, with both evaluations, took 60 s; other steps about 2.7 s).
         # It clones SGD at eta = 0.06, not Table 1's 0.02 (CPU_UPDATE_SCALE).
