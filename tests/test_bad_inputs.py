@@ -484,3 +484,21 @@ def test_sgd_reference_refuses_more_test_images_than_the_split_has(data_root):
     out = _sgd_reference("--test-images", "20000")
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert "error: --test-images 20,000 is more than the 10,000 images of the mnist test split" in out.stderr
+
+
+def test_sgd_reference_takes_the_network_data_and_rate_of_a_preset(data_root):
+    """``--preset`` measures the ceiling of a clone that does not exist yet (the paper
+    campaign's): the preset's input side and cloned rate, not the shipped artifact's."""
+    from vsml_lite import backprop as bp
+    out = _sgd_reference("--preset", "smoke", "--test-images", "200")
+    assert out.returncode == 0, out.stderr
+    cfg = vl.get_config("smoke")
+    side = cfg.backprop_cloning.input_side
+    assert f"SGD on the network of the smoke preset: {side}x{side} inputs" in out.stdout
+    assert f"the cloned rate is {bp.learning_rate(cfg):g}" in out.stdout
+    cfg = cfg.override({"backprop_cloning.test_steps": 3, "backprop_cloning.final_eval_examples": 200})
+    acc = 100 * bp.sgd_accuracy(cfg, bp.load_split(cfg, "mnist", True), bp.load_split(cfg, "mnist", False),
+                                bp.arrangement(cfg, "shallow"), [0, 1], 0.08)
+    assert f"{acc.mean():.1f} ± {_cli.seed_std(acc):.1f}" in out.stdout.splitlines()[-1]
+    both = _sgd_reference("--preset", "smoke", "--artifact", "x")
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr
