@@ -242,7 +242,8 @@ class BackpropCloningConfig(_Checked):
             cost 121 of stage ``local``'s on an H200 (the first GPU window's benchmark, before
             the network stages compiled into one graph) and one of the deep stages about 390
             (projected from its sub-LSTMs), so the earlier split, 500,000 / 200,000 / 150,000 /
-            150,000, would have needed about 170 GPU hours, and this one about 4.
+            150,000, would have needed about 220 GPU hours, and this one about 5
+            (``scripts/campaign.py --status``, which also weighs in the campaign's rate there).
         net_groups: independent learners per Adam step in the network stages.
         net_learner_batch: copies per learner whose states are averaged (Appendix D).
         warmup_max: network stages start from weights after U{0..warmup_max} plain SGD steps
