@@ -468,16 +468,22 @@ def _sgd_reference(*args):
                           capture_output=True, text=True, cwd=root, env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
+def _sgd_reference_cell(cfg, test_images: int) -> str:
+    """The table cell ``_sgd_reference`` should print for ``cfg``: its own SGD, computed here."""
+    from vsml_lite import backprop as bp
+    cfg = cfg.override({"backprop_cloning.test_steps": 3, "backprop_cloning.final_eval_examples": test_images})
+    acc = 100 * bp.sgd_accuracy(cfg, bp.load_split(cfg, "mnist", True), bp.load_split(cfg, "mnist", False),
+                                bp.arrangement(cfg, "shallow"), [0, 1], 0.08)
+    return f"{acc.mean():.1f} ± {_cli.seed_std(acc):.1f}"
+
+
 def test_sgd_reference_measures_on_the_test_images_asked_for(data_root):
     from vsml_lite import backprop as bp
     out = _sgd_reference("--test-images", "300")
     assert out.returncode == 0, out.stderr
     assert "test accuracy on 300 test examples" in out.stdout
     cfg, _ = bp.load_backprop_clone(vl.load_artifact(vl.shipped_path(bp.KIND)))
-    cfg = cfg.override({"backprop_cloning.test_steps": 3, "backprop_cloning.final_eval_examples": 300})
-    acc = 100 * bp.sgd_accuracy(cfg, bp.load_split(cfg, "mnist", True), bp.load_split(cfg, "mnist", False),
-                                bp.arrangement(cfg, "shallow"), [0, 1], 0.08)
-    assert f"{acc.mean():.1f} ± {_cli.seed_std(acc):.1f}" in out.stdout.splitlines()[-1]
+    assert _sgd_reference_cell(cfg, 300) in out.stdout.splitlines()[-1]
 
 
 def test_sgd_reference_refuses_more_test_images_than_the_split_has(data_root):
@@ -496,9 +502,6 @@ def test_sgd_reference_takes_the_network_data_and_rate_of_a_preset(data_root):
     side = cfg.backprop_cloning.input_side
     assert f"SGD on the network of the smoke preset: {side}x{side} inputs" in out.stdout
     assert f"the cloned rate is {bp.learning_rate(cfg):g}" in out.stdout
-    cfg = cfg.override({"backprop_cloning.test_steps": 3, "backprop_cloning.final_eval_examples": 200})
-    acc = 100 * bp.sgd_accuracy(cfg, bp.load_split(cfg, "mnist", True), bp.load_split(cfg, "mnist", False),
-                                bp.arrangement(cfg, "shallow"), [0, 1], 0.08)
-    assert f"{acc.mean():.1f} ± {_cli.seed_std(acc):.1f}" in out.stdout.splitlines()[-1]
+    assert _sgd_reference_cell(cfg, 200) in out.stdout.splitlines()[-1]
     both = _sgd_reference("--preset", "smoke", "--artifact", "x")
     assert both.returncode == 2 and "not allowed with argument" in both.stderr
