@@ -6,13 +6,16 @@ images), one fresh batch goes through three forward computations without learnin
 clone from the state it reached (drifted), the clone from a fresh state holding only the
 weights read from it (rewritten), and mlp_forward of those weights (exact). Printed per layer:
 centred cosines against exact, and the sizes the clone meets (spread of the exact hidden
-outputs, the largest |w| and |b|), beside SGD's from the same start on the same batches.
+outputs, the largest |w| and |b|), beside SGD's from the same start on the same batches, and
+the cosine of each layer's weights with SGD's (added later, as the --warmups option).
 Added after the first run showed rewritten close to exact and drifted not: the hidden layer
 with only the connections from mostly blank pixels rewritten (blank: the dataset's background
 value, bp.background_value, in more than half of the test images), and with only the others.
 
     VSML_DATA=... python probes/issue13_deep/collapse.py    # about 6 minutes, one core
     VSML_DATA=... python probes/issue13_deep/collapse.py --vm probes/issue13_deep/vm_steady.pt
+    VSML_DATA=... python probes/issue13_deep/collapse.py --warmups 300 1000 --datasets mnist --seeds 0
+        # later in learning (campaign/cpu_seed1/README.md): about 11 minutes per clone, one core
 """
 import argparse
 
@@ -67,6 +70,7 @@ def probe(lstm, cfg, data, sizes, warmup, seed, mostly_blank):
     for l, ((w, b), (sw, sb)) in enumerate(zip(weights, sgd)):
         row[f"L{l} max|w| clone/sgd"] = (w.abs().max().item(), sw.abs().max().item())
         row[f"L{l} max|b| clone/sgd"] = (b.abs().max().item(), sb.abs().max().item())
+        row[f"L{l} w cosine with sgd"] = bp.cosine(w, sw)  # same start, same batches
     return row
 
 
@@ -74,6 +78,10 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--vm", default=None, help="a V_M state dict (finetune_backprop_clone.py --save) "
                         "instead of the shipped curriculum clone")
+    parser.add_argument("--warmups", nargs="+", type=int, default=list(WARMUPS),
+                        help="steps of learning before the probe (each from a fresh start)")
+    parser.add_argument("--datasets", nargs="+", default=["fashion_mnist", "mnist"], choices=vl.DATASET_NAMES)
+    parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS), help="learner seeds")
     args = parser.parse_args()
     torch.set_num_threads(1)
     cfg, clones = bp.load_backprop_clone(vl.load_artifact(vl.shipped_path(bp.KIND)))
@@ -85,14 +93,14 @@ def main():
     print("stage local's input std (random_std):", cfg.data.random_std, "; its |w|, |b| < ",
           cfg.backprop_cloning.param_range, flush=True)
     sizes = bp.arrangement(cfg, "deep")
-    for dataset in ("fashion_mnist", "mnist"):
+    for dataset in args.datasets:
         test = bp.load_split(cfg, dataset, train=False)
         blank = torch.isclose(test.images, torch.tensor(bp.background_value(dataset)), atol=1e-4)
         mostly_blank = blank.float().mean(0) > MOSTLY_BLANK
         print(f"{dataset}: {int(mostly_blank.sum())} of {len(mostly_blank)} pixels mostly blank "
               f"(background {bp.background_value(dataset):.2f})", flush=True)
-        for warmup in WARMUPS:
-            for seed in SEEDS:
+        for warmup in args.warmups:
+            for seed in args.seeds:
                 row = probe(lstm, cfg, test, sizes, warmup, seed, mostly_blank)
                 print(f"{dataset} deep, warm-up {warmup}, seed {seed}:",
                       "; ".join(f"{k} " + (f"{v:.3f}" if isinstance(v, float) else "/".join(f"{u:.3f}" for u in v))
