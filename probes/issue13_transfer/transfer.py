@@ -34,7 +34,10 @@ def main():
                         "backprop_cloning.eval_every": 100})
     runs = [("curriculum", *r.split("/")) for r in args.runs]
     deadline = time.monotonic() + 60 * args.minutes if args.minutes else None
-    done = bp.evaluate_clones(cfg, lstms, cache=args.cache, progress=False, evaluations=runs, deadline=deadline)
+    try:
+        done = bp.evaluate_clones(cfg, lstms, cache=args.cache, progress=False, evaluations=runs, deadline=deadline)
+    except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: the run in progress left a snapshot
+        raise SystemExit(f"stopped ({stop}); the same command resumes from {args.cache}") from None
     p = cfg.backprop_cloning
     print(f"shipped clone at {args.side} x {args.side}: {p.test_steps} steps, {args.seeds} seeds, "
           f"eta = {bp.learning_rate(cfg):.3f}, {bp.final_test_images(cfg)} test images")
