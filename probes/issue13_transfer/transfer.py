@@ -5,7 +5,8 @@ V_M is one sub-LSTM shared by every connection (Eq. 1), so the clone runs on a n
 size; only the number of connections changes (784 inputs instead of 196). This runs Chapter 4's
 meta-test (bp.evaluate_clones: fidelity, the clone and SGD at the clone's rate on the same data
 and initial weights, final accuracy on all 10,000 test images) with ``input_side`` set to 28
-and nothing else changed but the seeds and runs named here. Resumable: stopped (Ctrl-C,
+and nothing else changed but the seeds, the runs named here and accuracy points every 100
+steps (the ``cpu`` preset: 50). Resumable: stopped (Ctrl-C,
 SIGTERM, --minutes), the same command continues from --cache.
 
     VSML_DATA=... python probes/issue13_transfer/transfer.py --runs mnist/shallow fashion_mnist/shallow
@@ -32,7 +33,13 @@ def main():
     cfg, lstms = bp.load_backprop_clone(vl.load_artifact(vl.shipped_path(bp.KIND)))
     cfg = cfg.override({"backprop_cloning.input_side": args.side, "backprop_cloning.test_seeds": args.seeds,
                         "backprop_cloning.eval_every": 100})
-    runs = [("curriculum", *r.split("/")) for r in args.runs]
+    runs = []
+    for r in args.runs:
+        dataset, _, arch = r.partition("/")
+        if dataset not in vl.DATASET_NAMES or arch not in ("shallow", "deep"):
+            parser.error(f"--runs {r!r}: expected DATASET/ARRANGEMENT with DATASET one of "
+                         f"{', '.join(vl.DATASET_NAMES)} and ARRANGEMENT shallow or deep")
+        runs.append(("curriculum", dataset, arch))
     deadline = time.monotonic() + 60 * args.minutes if args.minutes else None
     try:
         done = bp.evaluate_clones(cfg, lstms, cache=args.cache, progress=False, evaluations=runs, deadline=deadline)
