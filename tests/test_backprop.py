@@ -308,8 +308,30 @@ def test_fidelity_reports_weights_and_biases_apart_and_over_many_steps(data_root
     torch.testing.assert_close(changes["weight change"][1], (weights[0][0] - start[0][0]).reshape(-1))
     torch.testing.assert_close(changes["bias change"][1], (weights[0][1] - start[0][1]).reshape(-1))
     totals = bp.accumulated_fidelity(clones["curriculum"], cfg, test, sizes, steps=5, learners=2, copies=4, seed=3)
-    assert set(totals) == {"weight_total_cosine", "weight_total_ratio", "bias_total_cosine", "bias_total_ratio"}
+    assert set(totals) == {f"{part}_total_{m}" for part in ("weight", "bias", "seen_bias") for m in ("cosine", "ratio")}
     assert all(v == v for v in totals.values())  # no NaN
+    torch.testing.assert_close(changes["seen bias change"][1], bp.seen_biases([weights[0][1] - start[0][1]]))
+
+
+def test_seen_biases_keep_what_the_output_depends_on():
+    """Only each neuron's sum over its connections reaches the output (Eq. 13), and the softmax
+    ignores a shift common to all classes: changes the network cannot see vanish, and SGD's
+    change, equal on every connection of a neuron, is all seen."""
+    gen = vl.make_generator(0)
+    hidden, logits = torch.randn(2, 5, 3, generator=gen), torch.randn(2, 3, 4, generator=gen)
+    seen = bp.seen_biases([hidden, logits])
+    assert seen.shape == (2 * 3 + 2 * 4,)
+    torch.testing.assert_close(seen[:6], hidden.sum(1).reshape(-1))
+    centred = logits.sum(1) - logits.sum(1).mean(-1, keepdim=True)
+    torch.testing.assert_close(seen[6:], centred.reshape(-1))
+    # spread over one neuron's connections, summing to zero, or common to all classes: unseen
+    spread = torch.randn(2, 5, 3, generator=gen)
+    spread = spread - spread.mean(1, keepdim=True)
+    shift = torch.randn(2, 3, 1, generator=gen).expand(2, 3, 4)
+    torch.testing.assert_close(bp.seen_biases([spread, shift]), torch.zeros(14))
+    # a change that is the same on every connection of a hidden neuron is seen whole
+    same = torch.randn(2, 1, 3, generator=gen).expand(2, 5, 3)
+    torch.testing.assert_close(bp.seen_biases([same, torch.zeros(2, 3, 4)])[:6], 5 * same[:, 0].reshape(-1))
 
 
 def test_shipped_clone_learns_mnist_without_autograd(data_root):

@@ -101,5 +101,6 @@ from .probes import (
     fidelity,
     hold_drift,
     one_step_comparison,
+    seen_biases,
     update_response,
 )

@@ -91,6 +91,28 @@ def _flat(ts) -> torch.Tensor:
     return torch.cat([t.reshape(-1) for t in ts]).cpu()
 
 
+def seen_biases(biases: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The part of the per-connection biases that the network's output depends on.
+
+    Eq. 13's output neuron ``b`` sums ``tanh(x_a) w_ab + b_ab`` over the grid, so it sees only
+    ``Σ_a b_ab``: any change that spreads over one neuron's connections and sums to zero is
+    invisible to it. The softmax ignores a shift common to all classes, so of the last layer's
+    sums only their differences count. Exact backpropagation changes every ``b_ab`` of one
+    neuron alike, so everything it changes is seen.
+
+    Args:
+        biases: per layer ``[G, A, B]`` (or changes of them); the last layer is the logits'.
+
+    Returns:
+        flat ``[G·(B_0 + ... + B_last)]``: each layer's ``Σ_a b_ab`` ``[G, B]``, the last
+        centred over its ``B`` classes. Linear, so the seen part of a change is the change of
+        the seen part.
+    """
+    sums = [b.sum(dim=1) for b in biases]  # [G, B] each
+    sums[-1] = sums[-1] - sums[-1].mean(dim=-1, keepdim=True)
+    return _flat(sums)
+
+
 @torch.no_grad()
 def accumulated_comparison(lstm: SubLSTM, cfg: Config, data: TensorData, layer_sizes: Sequence[int],
                            steps: int = 300, learners: int = 4, copies: int = 16,
@@ -100,8 +122,9 @@ def accumulated_comparison(lstm: SubLSTM, cfg: Config, data: TensorData, layer_s
 
     One step can look right and still drift: a small error repeated every step (a weight that
     creeps, a bias that grows) adds up. Returns ``{"weight change": (clone, sgd),
-    "bias change": (clone, sgd)}``: the total change of every weight and bias (flat; the
-    clone's read from its state, averaged over the copies)."""
+    "bias change": (clone, sgd), "seen bias change": (clone, sgd)}``: the total change of
+    every weight and bias (flat; the clone's read from its state, averaged over the copies),
+    and of the biases' part the network's output depends on (:func:`seen_biases`)."""
     gen = make_generator(seed)
     device = next(lstm.parameters()).device
     learner = make_learner(lstm, cfg, layer_sizes)
@@ -114,9 +137,12 @@ def accumulated_comparison(lstm: SubLSTM, cfg: Config, data: TensorData, layer_s
         state, _ = learner.learn_step(state, x.reshape(G * n, -1), labels.reshape(-1), G)
         sgd, _ = mlp_sgd_step(sgd, x, labels, learning_rate(cfg))
     held = read_weights(state, G, scale)
-    return {f"{part} change": (_flat([h[k] - s[k] for h, s in zip(held, start)]),
-                               _flat([w[k] - s[k] for w, s in zip(sgd, start)]))
-            for k, part in ((0, "weight"), (1, "bias"))}
+    out = {f"{part} change": (_flat([h[k] - s[k] for h, s in zip(held, start)]),
+                              _flat([w[k] - s[k] for w, s in zip(sgd, start)]))
+           for k, part in ((0, "weight"), (1, "bias"))}
+    out["seen bias change"] = (seen_biases([h[1] - s[1] for h, s in zip(held, start)]),
+                               seen_biases([w[1] - s[1] for w, s in zip(sgd, start)]))
+    return out
 
 
 def fidelity(lstm: SubLSTM, cfg: Config, data: TensorData, layer_sizes: Sequence[int],
@@ -130,7 +156,7 @@ def fidelity(lstm: SubLSTM, cfg: Config, data: TensorData, layer_sizes: Sequence
 
     With ``accumulate = T > 0`` also the total change over ``T`` steps of learning beside SGD
     (:func:`accumulated_comparison`): ``weight_total_cosine``, ``weight_total_ratio``
-    (``|clone's change| / |SGD's change|``) and the same for ``bias``.
+    (``|clone's change| / |SGD's change|``) and the same for ``bias`` and ``seen_bias``.
     """
     pairs = one_step_comparison(lstm, cfg, data, layer_sizes, **kw)
     pairs["all updates"] = tuple(torch.cat([pairs["weight updates"][i], pairs["bias updates"][i]]) for i in (0, 1))
@@ -147,11 +173,11 @@ def fidelity(lstm: SubLSTM, cfg: Config, data: TensorData, layer_sizes: Sequence
 def accumulated_fidelity(lstm: SubLSTM, cfg: Config, data: TensorData, layer_sizes: Sequence[int],
                          steps: int = 300, **kw) -> Dict[str, float]:
     """:func:`accumulated_comparison` (same arguments) in numbers: ``weight_total_cosine``,
-    ``weight_total_ratio`` (``|clone's change| / |SGD's change|``) and the same for ``bias``.
-    Exact backpropagation gives cosine 1 and ratio 1."""
+    ``weight_total_ratio`` (``|clone's change| / |SGD's change|``) and the same for ``bias``
+    and ``seen_bias`` (:func:`seen_biases`). Exact backpropagation gives cosine 1 and ratio 1."""
     out = {}
     for name, (c, t) in accumulated_comparison(lstm, cfg, data, layer_sizes, steps, **kw).items():
-        key = name.split()[0]
+        key = name.removesuffix(" change").replace(" ", "_")
         out[f"{key}_total_cosine"] = cosine(c, t)
         out[f"{key}_total_ratio"] = (c.norm() / t.norm().clamp_min(1e-12)).item()
     return out
