@@ -83,7 +83,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=positive_int, default=2, help="seeds of the shallow runs beside SGD")
     parser.add_argument("--datasets", nargs="+", default=["mnist"], choices=list(vl.DATASET_NAMES),
                         help="datasets of the shallow run beside SGD")
-    parser.add_argument("--archs", nargs="+", default=["shallow"], choices=["shallow", "deep"],
+    parser.add_argument("--archs", nargs="+", default=["shallow"], choices=bp.ARRANGEMENTS,
                         help="arrangements of the runs beside SGD (deep: 196 -> 32 -> 10 at 14 x 14)")
     parser.add_argument("--evaluate-only", action="store_true",
                         help="no fine-tuning: report on the starting V_M (--init or the artifact's clone) only")

@@ -39,7 +39,7 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=positive_int, default=1000, help="SGD steps (the issue's bar: 1,000)")
     parser.add_argument("--seeds", type=positive_int, default=6)
     parser.add_argument("--datasets", nargs="+", default=["mnist", "fashion_mnist"], choices=list(vl.DATASET_NAMES))
-    parser.add_argument("--archs", nargs="+", default=["shallow", "deep"], choices=["shallow", "deep"])
+    parser.add_argument("--archs", nargs="+", default=list(bp.ARRANGEMENTS), choices=bp.ARRANGEMENTS)
     parser.add_argument("--test-images", type=positive_int, default=None,
                         help="test images of the accuracy after the last step (default: the artifact's "
                              "backprop_cloning.final_eval_examples, or its eval_examples where that is 0)")

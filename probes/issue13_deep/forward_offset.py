@@ -18,7 +18,7 @@ from vsml_lite import backprop as bp
 parser = argparse.ArgumentParser()
 parser.add_argument("--artifact", default="campaign/cpu_eta005/backprop_cloning_cpu")
 parser.add_argument("--datasets", nargs="+", default=["mnist"], choices=list(vl.DATASET_NAMES))
-parser.add_argument("--archs", nargs="+", default=["deep"], choices=["shallow", "deep"])
+parser.add_argument("--archs", nargs="+", default=["deep"], choices=bp.ARRANGEMENTS)
 parser.add_argument("--no-finetune", action="store_true", help="the record's clone only, not vm_deep500.pt")
 args = parser.parse_args()
 torch.set_num_threads(1)

@@ -52,7 +52,7 @@ def main():
     print("|---|---|---|---|---|---|---|")
     for dataset in args.datasets:
         test = bp.load_split(cfg, dataset, train=False)
-        for arch in ("shallow", "deep"):
+        for arch in bp.ARRANGEMENTS:
             sizes = bp.arrangement(cfg, arch)
             for steps in args.steps:
                 change = bp.accumulated_comparison(lstm, cfg, test, sizes, steps, learners=LEARNERS,

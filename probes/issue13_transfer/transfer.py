@@ -36,7 +36,7 @@ def main():
     runs = []
     for r in args.runs:
         dataset, _, arch = r.partition("/")
-        if dataset not in vl.DATASET_NAMES or arch not in ("shallow", "deep"):
+        if dataset not in vl.DATASET_NAMES or arch not in bp.ARRANGEMENTS:
             parser.error(f"--runs {r!r}: expected DATASET/ARRANGEMENT with DATASET one of "
                          f"{', '.join(vl.DATASET_NAMES)} and ARRANGEMENT shallow or deep")
         runs.append(("curriculum", dataset, arch))

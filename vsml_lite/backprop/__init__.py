@@ -49,6 +49,7 @@ from .curriculum import (
 )
 from .experiment import (
     ACCURACY_COLUMNS,
+    ARRANGEMENTS,
     CLONES,
     EVALUATIONS,
     KIND,

@@ -217,6 +217,10 @@ EVALUATIONS = (("curriculum", "mnist", "shallow"), ("curriculum", "mnist", "deep
                ("random", "mnist", "shallow"), ("random", "fashion_mnist", "shallow"))
 
 
+#: The learners Chapter 4 meta-tests (:func:`arrangement`): one layer, and one hidden layer.
+ARRANGEMENTS = ("shallow", "deep")
+
+
 def arrangement(cfg: Config, name: str) -> List[int]:
     """Layer sizes of the ``shallow`` (A -> 10) or ``deep`` (A -> 32 -> 10) learner."""
     p = cfg.backprop_cloning
@@ -225,7 +229,7 @@ def arrangement(cfg: Config, name: str) -> List[int]:
         return [A, NUM_CLASSES]
     if name == "deep":
         return [A, p.deep_hidden, NUM_CLASSES]
-    raise ValueError(f"unknown arrangement {name!r}; valid: shallow, deep")
+    raise ValueError(f"unknown arrangement {name!r}; valid: {', '.join(ARRANGEMENTS)}")
 
 
 def load_split(cfg: Config, name: str, train: bool) -> TensorData:
