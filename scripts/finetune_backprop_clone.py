@@ -107,6 +107,9 @@ def main() -> None:
               + (f", changed: {changed}" if changed else ""))
     else:
         print(f"fine-tuning {source}; changed settings: {vl.config_diff(cfg, made_with)}")
+        # stage local keeps the artifact's iterations unless --set says otherwise: say what will run
+        plan = {s: getattr(cfg.backprop_cloning, f"{s}_iterations") for s in bp.STAGES}
+        print("stages to run: " + (", ".join(f"{s} {n:,} iterations" for s, n in plan.items() if n) or "none"))
     before = clones[args.clone]
     if args.init:
         before = bp.new_clone_lstm(cfg)
