@@ -26,6 +26,8 @@ from vsml_lite import backprop as bp
 from vsml_lite.device import make_generator
 from vsml_lite.network import LayerState
 
+from _clone import shipped_or
+
 WARMUPS = (0, 10, 30, 100)
 SEEDS = (0, 1)
 LEARNERS, COPIES = 4, 16  # bp.one_step_comparison's defaults
@@ -84,12 +86,7 @@ def main():
     parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS), help="learner seeds")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    cfg, clones = bp.load_backprop_clone(vl.load_artifact(vl.shipped_path(bp.KIND)))
-    cfg = cfg.override({"device": "cpu"})
-    lstm = clones["curriculum"]
-    if args.vm:
-        lstm = bp.new_clone_lstm(cfg)
-        lstm.load_state_dict(torch.load(args.vm, map_location="cpu"))
+    cfg, lstm = shipped_or(args.vm)
     print("stage local's input std (random_std):", cfg.data.random_std, "; its |w|, |b| < ",
           cfg.backprop_cloning.param_range, flush=True)
     sizes = bp.arrangement(cfg, "deep")

@@ -23,8 +23,9 @@ import argparse
 
 import torch
 
-import vsml_lite as vl
 from vsml_lite import backprop as bp
+
+from _clone import shipped_or
 
 XS = torch.linspace(-16, 16, 129)  # steps of 0.25, out to the seed-1 hidden layer's std × 1.6
 BANDS = ((0, 2), (2, 4), (4, 8), (8, 16.01))  # |x|: stage local's std is 2.0
@@ -59,12 +60,7 @@ def main():
                         help="the connection's starting weights (stage local's: |w| < param_range)")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    cfg, clones = bp.load_backprop_clone(vl.load_artifact(vl.shipped_path(bp.KIND)))
-    cfg = cfg.override({"device": "cpu"})
-    lstm = clones["curriculum"].cpu()
-    if args.vm:
-        lstm = bp.new_clone_lstm(cfg)
-        lstm.load_state_dict(torch.load(args.vm, map_location="cpu"))
+    cfg, lstm = shipped_or(args.vm)
     print(f"V_M: {args.vm or 'shipped curriculum clone'}; stage local's input std {cfg.data.random_std}, "
           f"|w| < {cfg.backprop_cloning.param_range}; state clip {cfg.network.meta_test_state_clip}")
     clone, exact = respond(lstm, cfg, args.weights)

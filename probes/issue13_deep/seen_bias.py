@@ -22,6 +22,8 @@ import torch
 import vsml_lite as vl
 from vsml_lite import backprop as bp
 
+from _clone import shipped_or
+
 LEARNERS, COPIES = 1, 8  # as Chapter 4.5's 300-step comparison
 
 
@@ -41,12 +43,7 @@ def main():
     parser.add_argument("--datasets", nargs="+", default=["mnist", "fashion_mnist"], choices=vl.DATASET_NAMES)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    cfg, clones = bp.load_backprop_clone(vl.load_artifact(vl.shipped_path(bp.KIND)))
-    cfg = cfg.override({"device": "cpu"})
-    lstm = clones["curriculum"].cpu()
-    if args.vm:
-        lstm = bp.new_clone_lstm(cfg)
-        lstm.load_state_dict(torch.load(args.vm, map_location="cpu"))
+    cfg, lstm = shipped_or(args.vm)
     print(f"V_M: {args.vm or 'shipped curriculum clone'}; learner seed {cfg.seed}, {LEARNERS} learner x {COPIES} copies")
     print("| data | network | steps | layer | per connection: x SGD's, cosine | seen: x SGD's, cosine | unseen share |")
     print("|---|---|---|---|---|---|---|")
