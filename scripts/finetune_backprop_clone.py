@@ -55,7 +55,8 @@ def report(lstm, cfg, title: str, steps: int, seeds: int, datasets=("mnist",), a
     total = bp.accumulated_fidelity(lstm, short, tests["mnist"], sizes, 300, learners=1, copies=8, seed=cfg.seed)
     print(f"[{title}] after 300 steps beside SGD: weight change {total['weight_total_ratio']:.2f}x SGD's at cosine "
           f"{total['weight_total_cosine']:.3f}; bias change {total['bias_total_ratio']:.2f}x at cosine "
-          f"{total['bias_total_cosine']:.3f}")
+          f"{total['bias_total_cosine']:.3f}, the part the output sees (bp.seen_biases) "
+          f"{total['seen_bias_total_ratio']:.2f}x at cosine {total['seen_bias_total_cosine']:.3f}")
     for arch in archs:
         for dataset in datasets:
             train = bp.load_split(short, dataset, True)
