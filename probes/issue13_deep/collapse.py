@@ -87,8 +87,9 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(1)
     cfg, lstm = shipped_or(args.vm)
-    print("stage local's input std (random_std):", cfg.data.random_std, "; its |w|, |b| < ",
-          cfg.backprop_cloning.param_range, flush=True)
+    # a --vm file holds no config: these are the shipped clone's settings, which it may not share
+    print(f"V_M: {args.vm or 'shipped curriculum clone'}; the shipped clone's stage local: input std "
+          f"(random_std) {cfg.data.random_std}, |w|, |b| < {cfg.backprop_cloning.param_range}", flush=True)
     sizes = bp.arrangement(cfg, "deep")
     for dataset in args.datasets:
         test = bp.load_split(cfg, dataset, train=False)

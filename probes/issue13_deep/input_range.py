@@ -61,8 +61,10 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(1)
     cfg, lstm = shipped_or(args.vm)
-    print(f"V_M: {args.vm or 'shipped curriculum clone'}; stage local's input std {cfg.data.random_std}, "
-          f"|w| < {cfg.backprop_cloning.param_range}; state clip {cfg.network.meta_test_state_clip}")
+    # a --vm file holds no config: these are the shipped clone's settings, which it may not share
+    print(f"V_M: {args.vm or 'shipped curriculum clone'}; the shipped clone's stage local: input std "
+          f"{cfg.data.random_std}, |w| < {cfg.backprop_cloning.param_range}; state clip "
+          f"{cfg.network.meta_test_state_clip}")
     clone, exact = respond(lstm, cfg, args.weights)
     print(f"starting weights {args.weights}")
     print("mean |clone - exact| / max |exact|, by band of |x|:")
