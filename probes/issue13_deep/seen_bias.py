@@ -29,11 +29,8 @@ LEARNERS, COPIES = 1, 8  # as Chapter 4.5's 300-step comparison
 
 def per_layer(flat: torch.Tensor, sizes, groups):
     """Split a flat per-connection bias change (``bp.accumulated_comparison``) into ``[G, A, B]`` per layer."""
-    out, at = [], 0
-    for A, B in zip(sizes[:-1], sizes[1:]):
-        out.append(flat[at:at + groups * A * B].reshape(groups, A, B))
-        at += groups * A * B
-    return out
+    pairs = list(zip(sizes[:-1], sizes[1:]))
+    return [t.reshape(groups, A, B) for t, (A, B) in zip(torch.split(flat, [groups * A * B for A, B in pairs]), pairs)]
 
 
 def main():
@@ -55,11 +52,11 @@ def main():
                 change = bp.accumulated_comparison(lstm, cfg, test, sizes, steps, learners=LEARNERS,
                                                    copies=COPIES, seed=cfg.seed)
                 clone, sgd = (per_layer(t, sizes, LEARNERS) for t in change["bias change"])
-                for l, (c, s) in enumerate(zip(clone, sgd)):
+                # bp.seen_biases of the whole network, split back into its layers ([G·B] each)
+                seen_clone, seen_sgd = (torch.split(bp.seen_biases(layers), [LEARNERS * B for B in sizes[1:]])
+                                        for layers in (clone, sgd))
+                for l, (c, s, sc, ss) in enumerate(zip(clone, sgd, seen_clone, seen_sgd)):
                     last = l == len(clone) - 1
-                    sc, ss = bp.seen_biases([c]), bp.seen_biases([s])  # one layer: centred when it is the logits'
-                    if not last:  # a hidden layer: its sums are all seen, none centred
-                        sc, ss = c.sum(1).reshape(-1), s.sum(1).reshape(-1)
                     unseen = 1 - (sc.norm() ** 2 / c.shape[1]) / c.norm() ** 2
                     print(f"| {dataset} | {arch} | {steps} | {l}{' (logits)' if last else ''} | "
                           f"{(c.norm() / s.norm()).item():.2f}, {bp.cosine(c, s):.2f} | "

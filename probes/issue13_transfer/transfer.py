@@ -38,7 +38,7 @@ def main():
         dataset, _, arch = r.partition("/")
         if dataset not in vl.DATASET_NAMES or arch not in bp.ARRANGEMENTS:
             parser.error(f"--runs {r!r}: expected DATASET/ARRANGEMENT with DATASET one of "
-                         f"{', '.join(vl.DATASET_NAMES)} and ARRANGEMENT shallow or deep")
+                         f"{', '.join(vl.DATASET_NAMES)} and ARRANGEMENT {' or '.join(bp.ARRANGEMENTS)}")
         runs.append(("curriculum", dataset, arch))
     deadline = time.monotonic() + 60 * args.minutes if args.minutes else None
     try:
